@@ -1,0 +1,234 @@
+"""Trial configuration: a validated, frozen tree of pydantic models.
+
+YAML file and ``--set key=value`` overrides -> raw dict -> :func:`validate`
+-> :class:`TrialConfig`. Unknown keys, wrong types and out-of-range values are
+all reported at once in one :class:`ConfigError`, each naming the dotted key,
+the bad value and what is allowed. The config that ran is logged verbatim.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, Field, PlainValidator, ValidationError, model_validator
+
+from ib_sweeps import data, estimators, models, schedules
+from ib_sweeps.types import FROZEN, Float, Int, PositiveFloat, PositiveInt
+
+OPTIMIZERS = ("sgd", "adam", "adadelta")
+
+
+class ConfigError(ValueError):
+    """Invalid configuration; ``problems`` lists (dotted key, message) pairs."""
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        self.problems = problems
+        lines = [f"  - {key}: {msg}" if key else f"  - {msg}" for key, msg in problems]
+        super().__init__("invalid config:\n" + "\n".join(lines))
+
+
+def _choice(allowed, what: str):
+    def check(v):
+        if isinstance(v, str) and v in allowed:
+            return v
+        raise ValueError(f"unknown {what} {v!r}; allowed: {', '.join(allowed)}")
+
+    return PlainValidator(check)
+
+
+def _activation(v):
+    names = [v] if isinstance(v, str) else v
+    if isinstance(names, list | tuple) and names and all(isinstance(n, str) for n in names):
+        bad = [n for n in names if n not in models.ACTIVATIONS]
+        if not bad:
+            return v if isinstance(v, str) else tuple(v)
+    raise ValueError(
+        f"got {v!r}; allowed: one of {', '.join(models.ACTIVATIONS)}, or a list of them (one per hidden layer)"
+    )
+
+
+def _batch_size(v):
+    if v == "full" or (type(v) is int and v > 0):
+        return v
+    raise ValueError(f"got {v!r}; allowed: a positive integer or 'full' (full-batch gradient descent)")
+
+
+def _tagged(registry: dict, tag: str):
+    classes = tuple(registry.values())
+    if len(classes) == 1:
+        return classes[0]
+    return Annotated[Union[classes], Field(discriminator=tag)]  # noqa: UP007
+
+
+class DataConfig(BaseModel):
+    """Which data set, how it is split, and which inputs the information is measured on."""
+
+    model_config = FROZEN
+    name: Annotated[str, _choice(tuple(data.DATASETS), "data set")] = "tishby12"
+    train_fraction: Annotated[Float, Field(gt=0, lt=1)] = 0.8
+    split: Literal["shuffled", "reference"] = "shuffled"
+    measure_on: Literal["all", "train", "test"] = "all"
+
+
+class ModelConfig(BaseModel):
+    """MLP hidden widths, activation(s) and weight initialisation."""
+
+    model_config = FROZEN
+    hidden: Annotated[tuple[PositiveInt, ...], Field(min_length=1)] = (10, 7, 5, 4, 3)
+    activation: Annotated[str | tuple[str, ...], PlainValidator(_activation)] = "tanh"
+    init: Literal["truncated_normal", "keras_default"] = "truncated_normal"
+    init_std: PositiveFloat | None = None
+
+    @model_validator(mode="after")
+    def _per_layer(self):
+        if not isinstance(self.activation, str) and len(self.activation) != len(self.hidden):
+            raise ValueError(
+                f"activation: lists {len(self.activation)} activations but model.hidden has "
+                f"{len(self.hidden)} layers; allowed: one name, or one per hidden layer"
+            )
+        if self.init_std is not None and self.init != "truncated_normal":
+            raise ValueError(f"init_std: only used with init: truncated_normal, not {self.init!r}")
+        return self
+
+
+class TrainConfig(BaseModel):
+    """Optimizer and training length; ``batch_size: full`` is full-batch gradient descent."""
+
+    model_config = FROZEN
+    optimizer: Annotated[str, _choice(OPTIMIZERS, "optimizer")] = "adam"
+    learning_rate: PositiveFloat = 4e-4
+    momentum: Annotated[Float, Field(ge=0, lt=1)] = 0.0
+    batch_size: Annotated[int | str, PlainValidator(_batch_size)] = 512
+    epochs: PositiveInt = 8000
+
+    @model_validator(mode="after")
+    def _momentum_sgd(self):
+        if self.momentum and self.optimizer != "sgd":
+            raise ValueError(f"momentum: only used with optimizer sgd, not {self.optimizer!r}")
+        return self
+
+
+ScheduleSpec = _tagged(schedules.REGISTRY, "kind")
+EstimatorSpec = _tagged(estimators.REGISTRY, "method")
+DEFAULT_ESTIMATORS = (estimators.get("binning"),)
+
+
+class TrialConfig(BaseModel):
+    """Everything that defines one trial. Defaults: the 12-bit tanh net of Shwartz-Ziv & Tishby."""
+
+    model_config = FROZEN
+    seed: Annotated[Int, Field(ge=0)] = 0
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    schedule: ScheduleSpec = schedules.Log()
+    estimators: Annotated[tuple[EstimatorSpec, ...], Field(min_length=1)] = DEFAULT_ESTIMATORS
+
+    @model_validator(mode="after")
+    def _unique_keys(self):
+        keys = [e.key for e in self.estimators]
+        dup = sorted({k for k in keys if keys.count(k) > 1})
+        if dup:
+            raise ValueError(f"estimators: metric keys {dup} repeat; give each estimator a distinct 'label'")
+        return self
+
+
+_TAGS = set(schedules.REGISTRY) | set(estimators.REGISTRY)
+
+
+def _key(loc) -> str:
+    parts: list[str] = []
+    for i, p in enumerate(loc):
+        if isinstance(p, int):
+            parts.append(f"[{p}]")
+        elif p in _TAGS and i > 0 and (loc[i - 1] == "schedule" or isinstance(loc[i - 1], int)):
+            continue  # pydantic's union tag, not a config key
+        else:
+            parts.append(("." if parts else "") + p)
+    return "".join(parts)
+
+
+def _model_at(loc) -> type[BaseModel] | None:
+    node: type[BaseModel] | None = TrialConfig
+    for p in loc:
+        if p in _TAGS:
+            node = schedules.REGISTRY.get(p) or estimators.REGISTRY.get(p)
+        elif isinstance(p, int) and len(estimators.REGISTRY) == 1:  # no union tag in the path
+            node = next(iter(estimators.REGISTRY.values()))
+        elif isinstance(p, str) and node is not None:
+            ann = node.model_fields[p].annotation if p in node.model_fields else None
+            node = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+    return node
+
+
+def _problem(err: dict) -> tuple[str, str]:
+    loc, kind = err["loc"], err["type"]
+    msg = err["msg"].removeprefix("Value error, ")
+    if kind == "extra_forbidden":
+        parent = _model_at(loc[:-1])
+        allowed = ", ".join(f for f in parent.model_fields if f not in ("method", "kind")) if parent else "?"
+        return _key(loc[:-1]), f"unknown key {loc[-1]!r}; allowed keys: {allowed}"
+    if kind == "union_tag_invalid":
+        return _key(loc), f"unknown {err['ctx']['discriminator']} {err['ctx']['tag']!r}; allowed: {err['ctx']['expected_tags']}"
+    if kind == "union_tag_not_found":
+        return _key(loc), f"missing key {err['ctx']['discriminator']}"
+    if kind == "value_error":
+        field = re.match(r"^(\w+): ", msg)
+        parent = _model_at(loc)
+        if field and parent is not None and field[1] in parent.model_fields:  # a model-level check
+            return _key((*loc, field[1])), msg[field.end() :]
+        return _key(loc), msg
+    if kind == "missing":
+        return _key(loc), msg
+    return _key(loc), f"{msg}; got {err['input']!r}"
+
+
+def _problems(errors: list[dict]) -> list[tuple[str, str]]:
+    # A list whose items failed is also reported "too short"; that second message only confuses.
+    failed = {e["loc"][:i] for e in errors for i in range(1, len(e["loc"]))}
+    return [_problem(e) for e in errors if not (e["type"] == "too_short" and e["loc"] in failed)]
+
+
+def validate(raw: dict | None) -> TrialConfig:
+    """Validate a raw config mapping; raise :class:`ConfigError` listing every problem."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError([("", f"a config must be a mapping of keys to values; got {type(raw).__name__}")])
+    try:
+        return TrialConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_problems(err.errors())) from None
+
+
+def to_dict(cfg: TrialConfig) -> dict:
+    """Plain JSON-compatible dict of the config (round-trips through :func:`validate`)."""
+    return cfg.model_dump(mode="json")
+
+
+def flatten(cfg: TrialConfig) -> dict[str, str]:
+    """Dotted key -> string value, for MLflow params (estimators keyed by their label)."""
+    out: dict[str, str] = {}
+
+    def walk(prefix, node):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(f"{prefix}.{k}" if prefix else k, v)
+        else:
+            out[prefix] = node if isinstance(node, str) else json.dumps(node)
+
+    tree = to_dict(cfg)
+    tree["estimators"] = {e.key: e.model_dump(mode="json", exclude={"label"}) for e in cfg.estimators}
+    walk("", tree)
+    return out
+
+
+def config_hash(cfg: TrialConfig, *, with_seed: bool = False) -> str:
+    """Short stable hash of the config; without the seed it groups replicates."""
+    tree = to_dict(cfg)
+    if not with_seed:
+        tree.pop("seed")
+    return hashlib.sha256(json.dumps(tree, sort_keys=True).encode()).hexdigest()[:12]

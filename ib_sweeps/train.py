@@ -1,0 +1,141 @@
+"""The training core: whole stretches of epochs in one compiled graph call.
+
+``TrainingCore.advance(epoch)`` trains up to ``epoch`` inside one XLA-compiled
+``tf.function`` (a loop over epochs, each a loop over shuffled minibatches) and
+returns every layer's activity on the measured inputs from one forward pass at
+that epoch. Per-epoch train/test loss and accuracy are written into a buffer
+inside the graph. Epoch 0 is the untrained network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ib_sweeps import models
+
+# Columns of the per-epoch history.
+HISTORY_KEYS = ("loss/train", "accuracy/train", "loss/test", "accuracy/test")
+
+
+class TrainingDiverged(RuntimeError):
+    """Training produced a non-finite loss."""
+
+
+def make_optimizer(cfg):
+    import keras
+
+    if cfg.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate=cfg.learning_rate, momentum=cfg.momentum)
+    if cfg.optimizer == "adam":
+        return keras.optimizers.Adam(learning_rate=cfg.learning_rate)
+    return keras.optimizers.Adadelta(learning_rate=cfg.learning_rate)
+
+
+@dataclass
+class TrainingCore:
+    """Compiled training state. Build with :func:`build_core`."""
+
+    run: object  # tf.function: n_epochs -> list of layer activities
+    history: object  # tf.Variable (epochs + 1, 4)
+    layers: list
+    epoch: int = 0
+
+    @property
+    def layer_names(self) -> list[str]:
+        return [layer.name for layer in self.layers]
+
+    def advance(self, to_epoch: int) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Train epochs ``epoch+1 .. to_epoch``; return their history rows and the activity.
+
+        History rows: float64 (to_epoch - epoch, 4) in ``HISTORY_KEYS`` order
+        (for ``to_epoch == 0``, the row of epoch 0). Activity: one float64
+        array (n_measure, width) per layer, hidden layers then softmax output.
+        Raises :class:`TrainingDiverged` on a non-finite loss.
+        """
+        if to_epoch < self.epoch:
+            raise ValueError(f"cannot go back from epoch {self.epoch} to {to_epoch}")
+        first = self.epoch + 1 if to_epoch > 0 else 0
+        import tensorflow as tf
+
+        acts = self.run(tf.constant(to_epoch - self.epoch, tf.int32))
+        rows = self.history[first : to_epoch + 1].numpy().astype(np.float64)
+        bad = ~np.isfinite(rows).all(axis=1)
+        if bad.any():
+            raise TrainingDiverged(f"non-finite loss at epoch {first + int(np.argmax(bad))}")
+        self.epoch = to_epoch
+        return rows, [a.numpy().astype(np.float64) for a in acts]
+
+
+def build_core(model_cfg, train_cfg, data, seed: int, jit: bool = True) -> TrainingCore:
+    """Build the model, optimizer and compiled epoch loop for ``data``.
+
+    ``seed`` drives the weight initialisation and the minibatch order; the same
+    seed and config give identical numbers.
+    """
+    import tensorflow as tf
+
+    init_seed, shuffle_seed = np.random.SeedSequence(seed).generate_state(2)
+    layers = models.build_mlp(model_cfg, data.x_train.shape[1], data.n_classes, int(init_seed))
+    variables = [v for layer in layers for v in layer.trainable_variables]
+    opt = make_optimizer(train_cfg)
+    opt.build(variables)
+
+    x_tr, y_tr = tf.constant(data.x_train), tf.constant(data.y_train)
+    x_te, y_te = tf.constant(data.x_test), tf.constant(data.y_test)
+    x_me = tf.constant(data.x_measure)
+    n = len(data.x_train)
+    bs = n if train_cfg.batch_size == "full" else min(train_cfg.batch_size, n)
+    n_full, rest = divmod(n, bs)
+    epoch = tf.Variable(0, dtype=tf.int32, trainable=False)
+    history = tf.Variable(tf.zeros([train_cfg.epochs + 1, 4]), trainable=False)
+    seed_lo = tf.constant(int(shuffle_seed) & 0x7FFFFFFF, tf.int32)
+
+    def forward(x):
+        outs, h = [], x
+        for layer in layers:
+            h = layer(h)
+            outs.append(h)
+        return outs
+
+    def xent(x, y):
+        logits = forward(x)[-1]
+        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+        return loss, logits
+
+    def step(xb, yb):
+        with tf.GradientTape() as tape:
+            loss, _ = xent(xb, yb)
+        opt.apply_gradients(zip(tape.gradient(loss, variables), variables))
+
+    def evaluate(x, y):
+        loss, logits = xent(x, y)
+        acc = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), y), tf.float32))
+        return loss, acc
+
+    def record():
+        tr, te = evaluate(x_tr, y_tr), evaluate(x_te, y_te)
+        history.scatter_nd_update([[epoch]], [tf.stack([tr[0], tr[1], te[0], te[1]])])
+
+    def one_epoch():
+        epoch.assign_add(1)
+        order = tf.argsort(tf.random.stateless_uniform([n], seed=tf.stack([seed_lo, epoch])))
+        xs, ys = tf.gather(x_tr, order), tf.gather(y_tr, order)
+        for b in tf.range(n_full):
+            start = b * bs
+            step(tf.slice(xs, [start, 0], [bs, -1]), tf.slice(ys, [start], [bs]))
+        if rest:
+            step(xs[n_full * bs :], ys[n_full * bs :])
+        record()
+
+    @tf.function(jit_compile=jit, reduce_retracing=True)
+    def run(n_epochs):
+        if epoch == 0:
+            record()
+        for _ in tf.range(n_epochs):
+            one_epoch()
+        outs = forward(x_me)
+        return [*outs[:-1], tf.nn.softmax(outs[-1])]
+
+    return TrainingCore(run=run, history=history, layers=layers)
