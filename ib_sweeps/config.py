@@ -136,6 +136,9 @@ class TrialConfig(BaseModel):
         return self
 
 
+# What a section missing from a config file holds before ``--set`` edits it.
+OVERRIDE_SEEDS = {"schedule": {"kind": "log"}, "estimators": [{"method": "binning"}]}
+
 _TAGS = set(schedules.REGISTRY) | set(estimators.REGISTRY)
 
 

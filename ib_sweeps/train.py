@@ -20,7 +20,11 @@ HISTORY_KEYS = ("loss/train", "accuracy/train", "loss/test", "accuracy/test")
 
 
 class TrainingDiverged(RuntimeError):
-    """Training produced a non-finite loss."""
+    """Training produced a non-finite loss; ``rows`` holds the finite history before it."""
+
+    def __init__(self, epoch: int, first_epoch: int, rows: np.ndarray):
+        super().__init__(f"training diverged: non-finite loss at epoch {epoch}")
+        self.epoch, self.first_epoch, self.rows = epoch, first_epoch, rows
 
 
 def make_optimizer(cfg):
@@ -63,7 +67,8 @@ class TrainingCore:
         rows = self.history[first : to_epoch + 1].numpy().astype(np.float64)
         bad = ~np.isfinite(rows).all(axis=1)
         if bad.any():
-            raise TrainingDiverged(f"non-finite loss at epoch {first + int(np.argmax(bad))}")
+            k = int(np.argmax(bad))
+            raise TrainingDiverged(first + k, first, rows[:k])
         self.epoch = to_epoch
         return rows, [a.numpy().astype(np.float64) for a in acts]
 
@@ -133,8 +138,10 @@ def build_core(model_cfg, train_cfg, data, seed: int, jit: bool = True) -> Train
     def run(n_epochs):
         if epoch == 0:
             record()
-        for _ in tf.range(n_epochs):
+        i = tf.constant(0)
+        while i < n_epochs:  # a plain while loop: tf.range(n) would make XLA compile per n
             one_epoch()
+            i += 1
         outs = forward(x_me)
         return [*outs[:-1], tf.nn.softmax(outs[-1])]
 

@@ -44,10 +44,12 @@ def load_file(path: str | Path) -> dict:
     return raw
 
 
-def apply_override(raw: dict, assignment: str) -> dict:
+def apply_override(raw: dict, assignment: str, seeds: dict | None = None) -> dict:
     """Set a dotted ``key=value`` (value parsed as YAML) in a copy of ``raw``.
 
-    Integer path segments index lists, e.g. ``estimators.0.n_bins=20``.
+    Integer path segments index lists, e.g. ``estimators.0.n_bins=20``. A
+    top-level section missing from ``raw`` starts from ``seeds[section]`` (e.g.
+    ``{"kind": "log"}``), so ``schedule.n=50`` edits the default schedule.
     """
     if "=" not in assignment:
         raise ValueError(f"override {assignment!r} must look like key=value, e.g. train.epochs=100")
@@ -69,7 +71,7 @@ def apply_override(raw: dict, assignment: str) -> dict:
             node[part] = loads(text)
         else:
             if isinstance(node, dict) and part not in node:
-                node[part] = {}
+                node[part] = _copy((seeds or {}).get(part, {})) if i == 0 else {}
             node = node[part]
     return out
 

@@ -1,0 +1,120 @@
+"""Command line: ``ib-sweeps trial [CONFIG.yaml] [--set key=value ...]``.
+
+Heavy libraries (TensorFlow, MLflow) are imported only once a command runs,
+so ``ib-sweeps --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+
+
+def split_assignments(values: list[str]) -> list[str]:
+    """``key=value`` items from ``--set`` arguments; one argument may hold several.
+
+    ``"train.epochs=100 seed=3"`` gives two; a token without ``=`` continues the
+    previous value, so ``"model.hidden=[10, 7, 5]"`` stays one.
+    """
+    out: list[str] = []
+    for value in values:
+        for token in shlex.split(value):
+            if "=" in token.split("[")[0] or not out:
+                out.append(token)
+            else:
+                out[-1] += " " + token
+    return out
+
+
+def load_config(path: str | None, assignments: list[str]):
+    """Validated :class:`~ib_sweeps.config.TrialConfig` from a YAML file and overrides."""
+    from ib_sweeps import config, yamlio
+
+    raw = yamlio.load_file(path) if path else {}
+    for item in split_assignments(assignments):
+        raw = yamlio.apply_override(raw, item, config.OVERRIDE_SEEDS)
+    return config.validate(raw)
+
+
+def _trial(args) -> int:
+    import yaml
+
+    from ib_sweeps import config
+
+    try:
+        cfg = load_config(args.config or None, args.set)
+    except ValueError as err:  # config errors: one clear message, no traceback
+        print(f"ib-sweeps: error: {err}", file=sys.stderr)
+        return 2
+    if args.print_config:
+        print(yaml.safe_dump(config.to_dict(cfg), sort_keys=False), end="")
+        return 0
+    from ib_sweeps import tracking
+    from ib_sweeps.trial import run_trial
+
+    opts = tracking.RunOptions(
+        tracking_uri=args.tracking_uri,
+        experiment=args.experiment,
+        run_name=args.run_name,
+        run_id=os.environ.get("MLFLOW_RUN_ID") or None,  # set by `mlflow run`: log into that run
+        cpus=args.cpus,
+        progress=not args.no_progress,
+    )
+    result = run_trial(cfg, opts)
+    uri = tracking.resolve_tracking_uri(args.tracking_uri)
+    s = result.seconds
+    print(
+        f"run {result.run_id} FINISHED in {s['total_s']:.1f} s "
+        f"(training {s['train_s']:.1f} s, estimation {s['estimate_s']:.1f} s); tracking URI {uri}"
+    )
+    return 0
+
+
+def _cpus(text: str) -> int | None:
+    if text == "":  # MLproject's empty default
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text!r}")
+    return int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ib-sweeps", description="Information-plane experiments on neural networks, tracked in MLflow."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("trial", help="train one network and log its information plane to MLflow")
+    p.add_argument("config", nargs="?", default="", help="trial config YAML (default: built-in defaults)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key (dotted, e.g. train.epochs=100); repeatable",
+    )
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or ./mlflow.db)")
+    p.add_argument("--experiment", help="MLflow experiment (default: $MLFLOW_EXPERIMENT_NAME or ib-sweeps)")
+    p.add_argument("--run-name", help="MLflow run name")
+    p.add_argument("--cpus", type=_cpus, help="cap TensorFlow's thread pools to this many CPUs")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--print-config", action="store_true", help="print the validated config and exit")
+    p.set_defaults(func=_trial)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("ib-sweeps: interrupted; the run is marked KILLED", file=sys.stderr)
+        return 130
+    except Exception as err:  # the run is already marked FAILED with the traceback
+        print(f"ib-sweeps: trial failed: {type(err).__name__}: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""Figures of a trial, drawn from its :class:`~ib_sweeps.trace.Trace` (matplotlib, Agg)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def information_plane(trace, estimator: int = 0):
+    """I(Y;T) against I(X;T), one curve per layer, points coloured by epoch (bits).
+
+    Axes are bounded by H(X) and H(Y) of the measured inputs (dashed lines).
+    """
+    plt = _plt()
+    epochs = np.asarray(trace.epochs)
+    ixt, iyt = np.stack(trace.ixt)[:, estimator], np.stack(trace.iyt)[:, estimator]
+    fig, ax = plt.subplots(figsize=(7, 5), constrained_layout=True)
+    norm = plt.Normalize(epochs.min(), max(epochs.max(), 1))
+    for j, name in enumerate(trace.layers):
+        ax.plot(ixt[:, j], iyt[:, j], color="0.75", lw=0.8, zorder=1)
+        sc = ax.scatter(ixt[:, j], iyt[:, j], c=epochs, cmap="viridis", norm=norm, s=12, zorder=2)
+        ax.annotate(name, (ixt[-1, j], iyt[-1, j]), xytext=(4, -10), textcoords="offset points", fontsize=8)
+    ax.axvline(trace.h_x, ls="--", color="0.5", lw=0.8)
+    ax.axhline(trace.h_y, ls="--", color="0.5", lw=0.8)
+    ax.set_xlim(0, trace.h_x * 1.03)
+    ax.set_ylim(0, trace.h_y * 1.05)
+    ax.set_xlabel("I(X;T) [bits]")
+    ax.set_ylabel("I(Y;T) [bits]")
+    ax.set_title(f"Information plane ({trace.estimators[estimator]})")
+    fig.colorbar(sc, ax=ax, label="epoch")
+    return fig
+
+
+def information_vs_epoch(trace, estimator: int = 0):
+    """I(X;T) and I(Y;T) in bits against epoch (log axis), one line per layer."""
+    plt = _plt()
+    epochs = np.maximum(np.asarray(trace.epochs), 0.5)  # epoch 0 drawn at 0.5 on the log axis
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    for ax, values, label, bound in (
+        (axes[0], np.stack(trace.ixt)[:, estimator], "I(X;T) [bits]", trace.h_x),
+        (axes[1], np.stack(trace.iyt)[:, estimator], "I(Y;T) [bits]", trace.h_y),
+    ):
+        for j, name in enumerate(trace.layers):
+            ax.plot(epochs, values[:, j], label=name, lw=1.2)
+        ax.axhline(bound, ls="--", color="0.5", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+    axes[1].legend(fontsize=8)
+    fig.suptitle(f"Information vs epoch ({trace.estimators[estimator]})")
+    return fig
+
+
+def learning_curves(trace):
+    """Per-epoch train/test loss (log scale) and accuracy."""
+    plt = _plt()
+    h = np.asarray(trace.history)
+    epochs = np.arange(len(h))
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    for i, key in enumerate(trace.history_keys):
+        ax = ax_loss if key.startswith("loss") else ax_acc
+        ax.plot(epochs, h[:, i], label=key, lw=1)
+    ax_loss.set_yscale("log")
+    for ax in (ax_loss, ax_acc):
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=8)
+    return fig
+
+
+def save_all(trace, directory) -> list:
+    """Write every figure as PNG into ``directory``; return the paths."""
+    from pathlib import Path
+
+    plt = _plt()
+    out, paths = Path(directory), []
+    figures = [("learning_curves.png", learning_curves(trace))]
+    for i, name in enumerate(trace.estimators):
+        figures.append((f"info_plane_{name}.png", information_plane(trace, i)))
+        figures.append((f"info_vs_epoch_{name}.png", information_vs_epoch(trace, i)))
+    for filename, fig in figures:
+        fig.savefig(out / filename, dpi=110)
+        plt.close(fig)
+        paths.append(out / filename)
+    return paths

@@ -1,0 +1,72 @@
+"""The raw trace of a trial: every measured epoch's information, and the loss curves.
+
+Saved as ``trace.npz`` (numpy, no pickles) with these arrays:
+
+* ``epochs`` int (m,): measured epochs, increasing; 0 is the untrained network.
+* ``ixt``, ``iyt`` float (m, n_estimators, n_layers): I(X;T), I(Y;T) in bits.
+* ``estimators``, ``layers`` str: metric-key names of the estimators and layers.
+* ``history`` float (n_epochs + 1, 4): per-epoch loss and accuracy, columns
+  ``history_keys`` (``loss/train``, ``accuracy/train``, ``loss/test``,
+  ``accuracy/test``); row e is epoch e. Rows after a divergence are NaN.
+* ``h_x``, ``h_y`` float: H(X) and H(Y) in bits of the measured inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class Trace:
+    estimators: list[str]
+    layers: list[str]
+    history_keys: list[str]
+    h_x: float
+    h_y: float
+    history: np.ndarray
+    epochs: list[int] = field(default_factory=list)
+    ixt: list[np.ndarray] = field(default_factory=list)
+    iyt: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, epoch: int, ixt: np.ndarray, iyt: np.ndarray) -> None:
+        """Append one measured epoch; ``ixt``/``iyt`` are (n_estimators, n_layers) in bits."""
+        self.epochs.append(int(epoch))
+        self.ixt.append(np.asarray(ixt, dtype=np.float64))
+        self.iyt.append(np.asarray(iyt, dtype=np.float64))
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        shape = (0, len(self.estimators), len(self.layers))
+        return {
+            "epochs": np.asarray(self.epochs, dtype=np.int64),
+            "ixt": np.stack(self.ixt) if self.ixt else np.zeros(shape),
+            "iyt": np.stack(self.iyt) if self.iyt else np.zeros(shape),
+            "estimators": np.asarray(self.estimators, dtype=str),
+            "layers": np.asarray(self.layers, dtype=str),
+            "history_keys": np.asarray(self.history_keys, dtype=str),
+            "history": self.history,
+            "h_x": np.float64(self.h_x),
+            "h_y": np.float64(self.h_y),
+        }
+
+    def save(self, path: str | Path) -> Path:
+        np.savez_compressed(path, **self.arrays())
+        return Path(path)
+
+
+def load(path: str | Path) -> Trace:
+    """Read a ``trace.npz`` written by :meth:`Trace.save`."""
+    with np.load(path, allow_pickle=False) as z:
+        return Trace(
+            estimators=z["estimators"].tolist(),
+            layers=z["layers"].tolist(),
+            history_keys=z["history_keys"].tolist(),
+            h_x=float(z["h_x"]),
+            h_y=float(z["h_y"]),
+            history=z["history"],
+            epochs=z["epochs"].tolist(),
+            ixt=list(z["ixt"]),
+            iyt=list(z["iyt"]),
+        )

@@ -1,0 +1,140 @@
+"""One trial: validated config -> training core -> estimators -> one MLflow run.
+
+Data flows one way: the config builds the data set and the compiled core; at
+each scheduled epoch the core returns every layer's activity, each estimator
+turns it into (I(X;T), I(Y;T)) in bits, and one flat metrics dict per measured
+epoch goes to MLflow. The trace, figures and config are logged as artifacts.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ib_sweeps import __version__, config, data, tracking
+from ib_sweeps.estimators.discrete import entropy_of_ids
+from ib_sweeps.trace import Trace
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    run_id: str
+    trace: Trace
+    seconds: dict[str, float]
+
+
+def input_entropies(dataset: data.Dataset) -> tuple[float, float]:
+    """H(X) = log2(#measured inputs) and H(Y) in bits, X uniform over the measured rows."""
+    y = np.unique(dataset.y_measure, return_inverse=True)[1].ravel()
+    return float(np.log2(len(dataset.x_measure))), entropy_of_ids(y)
+
+
+def measure(estimators, activities, labels) -> tuple[np.ndarray, np.ndarray]:
+    """(I(X;T), I(Y;T)) in bits, each (n_estimators, n_layers), for one epoch's activities."""
+    planes = [[est.information_plane(a, labels) for a in activities] for est in estimators]
+    values = np.asarray(planes, dtype=np.float64)  # (n_est, n_layers, 2)
+    return values[..., 0], values[..., 1]
+
+
+def epoch_metrics(keys, layers, ixt, iyt) -> dict[str, float]:
+    """Flat metric dict ``ixt/<estimator>/<layer>`` and ``iyt/...`` of one measured epoch."""
+    out = {}
+    for i, key in enumerate(keys):
+        for j, layer in enumerate(layers):
+            out[f"ixt/{key}/{layer}"] = ixt[i, j]
+            out[f"iyt/{key}/{layer}"] = iyt[i, j]
+    return out
+
+
+def _history_steps(first_epoch: int, rows: np.ndarray, keys) -> list[tuple[int, dict[str, float]]]:
+    return [(first_epoch + i, dict(zip(keys, row, strict=True))) for i, row in enumerate(rows)]
+
+
+def run_trial(cfg: config.TrialConfig, opts: tracking.RunOptions | None = None) -> TrialResult:
+    """Train and measure one trial, logging to MLflow; returns the run id and trace.
+
+    Raises whatever the trial raised (the run is then marked FAILED with the
+    error, and the partial trace is kept as an artifact).
+    """
+    from ib_sweeps import runtime
+
+    opts = opts or tracking.RunOptions()
+    runtime.configure_tensorflow(opts.cpus)  # before any TensorFlow work
+    tags = {
+        "ib_sweeps.version": __version__,
+        "ib_sweeps.config_hash": config.config_hash(cfg),
+        "ib_sweeps.seed": str(cfg.seed),
+    }
+    with tracking.trial_run(opts, tags) as log:
+        log.params(config.flatten(cfg))
+        log.text(_yaml(cfg), "config.yaml")
+        trace, seconds = _train_and_measure(cfg, log, opts.progress)
+    return TrialResult(log.run_id, trace, seconds)
+
+
+def _train_and_measure(cfg, log, progress: bool):
+    from tqdm.auto import tqdm
+
+    from ib_sweeps import plots, train
+
+    t_start = time.perf_counter()
+    data_ss, model_ss = np.random.SeedSequence(cfg.seed).spawn(2)
+    dataset = data.load(cfg.data, np.random.default_rng(data_ss))
+    core = train.build_core(cfg.model, cfg.train, dataset, int(model_ss.generate_state(1)[0]))
+    labels = dataset.y_measure
+    h_x, h_y = input_entropies(dataset)
+    keys = [e.key for e in cfg.estimators]
+    history = np.full((cfg.train.epochs + 1, len(train.HISTORY_KEYS)), np.nan)
+    trace = Trace(keys, core.layer_names, list(train.HISTORY_KEYS), h_x, h_y, history)
+    log.metrics([(0, {"entropy/x": h_x, "entropy/y": h_y})])
+    t_train = t_est = 0.0
+    bar = tqdm(total=cfg.train.epochs, unit="epoch", disable=not progress, mininterval=0.5)
+    try:
+        for epoch in cfg.schedule.epochs(cfg.train.epochs):
+            first = core.epoch + 1 if epoch > 0 else 0
+            t0 = time.perf_counter()
+            rows, activities = core.advance(int(epoch))
+            t1 = time.perf_counter()
+            ixt, iyt = measure(cfg.estimators, activities, labels)
+            t_est += time.perf_counter() - t1
+            t_train += t1 - t0
+            history[first : epoch + 1] = rows
+            trace.add(epoch, ixt, iyt)
+            steps = _history_steps(first, rows, train.HISTORY_KEYS)
+            steps[-1][1].update(epoch_metrics(keys, core.layer_names, ixt, iyt))
+            log.metrics(steps)
+            bar.update(int(epoch) - bar.n)
+            bar.set_postfix({"loss": f"{rows[-1, 0]:.3g}", "test_acc": f"{rows[-1, 3]:.3f}"}, refresh=False)
+    except BaseException as err:
+        bar.close()
+        if isinstance(err, train.TrainingDiverged):
+            history[err.first_epoch : err.first_epoch + len(err.rows)] = err.rows
+            log.metrics(_history_steps(err.first_epoch, err.rows, train.HISTORY_KEYS))
+        try:  # keep what was measured; never mask the original error
+            _save_artifacts(trace, log, plots)
+        except Exception as save_err:  # noqa: BLE001
+            err.add_note(f"(saving the partial trace also failed: {save_err!r})")
+        raise
+    bar.close()
+    _save_artifacts(trace, log, plots)
+    seconds = {"train_s": t_train, "estimate_s": t_est, "total_s": time.perf_counter() - t_start}
+    log.metrics([(int(cfg.train.epochs), {f"time/{k}": v for k, v in seconds.items()})])
+    return trace, seconds
+
+
+def _save_artifacts(trace, log, plots) -> None:
+    """Trace always (partial if the trial failed); figures when there is something to draw."""
+    with tempfile.TemporaryDirectory() as tmp:
+        log.artifacts([trace.save(Path(tmp) / "trace.npz")])
+        if len(trace.epochs) >= 1:
+            log.artifacts(plots.save_all(trace, tmp), "figures")
+
+
+def _yaml(cfg) -> str:
+    import yaml
+
+    return yaml.safe_dump(config.to_dict(cfg), sort_keys=False)
