@@ -13,7 +13,7 @@ import json
 import re
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, Field, PlainValidator, ValidationError, model_validator
+from pydantic import BaseModel, Field, PlainSerializer, PlainValidator, ValidationError, model_validator
 
 from ib_sweeps import data, estimators, models, schedules
 from ib_sweeps.types import FROZEN, Float, Int, PositiveFloat, PositiveInt
@@ -78,7 +78,11 @@ class ModelConfig(BaseModel):
 
     model_config = FROZEN
     hidden: Annotated[tuple[PositiveInt, ...], Field(min_length=1)] = (10, 7, 5, 4, 3)
-    activation: Annotated[str | tuple[str, ...], PlainValidator(_activation)] = "tanh"
+    activation: Annotated[
+        str | tuple[str, ...],
+        PlainValidator(_activation),
+        PlainSerializer(lambda v: v if isinstance(v, str) else list(v)),
+    ] = "tanh"
     init: Literal["truncated_normal", "keras_default"] = "truncated_normal"
     init_std: PositiveFloat | None = None
 

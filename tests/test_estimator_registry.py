@@ -1,0 +1,61 @@
+"""Conformance suite: every registered estimator honours the shared contract."""
+
+from math import log2
+
+import numpy as np
+import pytest
+
+from ib_sweeps import estimators
+
+METHODS = estimators.available()
+
+
+def test_registry_lists_methods():
+    assert "binning" in METHODS
+    assert METHODS == sorted(estimators.REGISTRY)
+
+
+def test_unknown_method_lists_valid_names():
+    with pytest.raises(ValueError, match="unknown estimator 'nope'; available: binning"):
+        estimators.get("nope")
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_bad_parameter_is_named(method):
+    with pytest.raises(ValueError, match=f"estimator {method!r}.*not_a_param"):
+        estimators.get(method, not_a_param=1)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_output_in_bits_and_bounds(method):
+    rng = np.random.default_rng(0)
+    a = np.tanh(rng.normal(size=(256, 4)))
+    y = rng.integers(0, 2, 256)
+    ixt, iyt = estimators.information_plane(a, y, method=method)
+    assert isinstance(ixt, float) and isinstance(iyt, float)
+    assert 0 <= ixt <= log2(256) + 1e-9
+    assert 0 <= iyt <= 1 + 1e-9
+    assert (ixt, iyt) == estimators.information_plane(a, y, method=method)  # deterministic
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_constant_activity_gives_zero(method):
+    assert estimators.information_plane(np.ones((50, 3)), np.arange(50) % 2, method=method) == (0.0, 0.0)
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize(
+    ("activity", "labels", "message"),
+    [
+        (np.array([[np.nan, 0.0], [0.0, 0.0]]), np.array([0, 1]), "NaN or inf"),
+        (np.array([[np.inf], [0.0]]), np.array([0, 1]), "NaN or inf"),
+        (np.zeros(4), np.zeros(4, int), "must be 2-D"),
+        (np.zeros((0, 3)), np.zeros(0, int), "non-empty"),
+        (np.zeros((4, 2)), np.zeros(3, int), "3 entries but activity has 4 rows"),
+        (np.zeros((4, 2)), np.zeros((4, 1), int), "labels must be 1-D"),
+        (np.zeros((4, 2)), np.zeros(4), "labels must be integers"),
+    ],
+)
+def test_bad_input_raises_clear_value_error(method, activity, labels, message):
+    with pytest.raises(ValueError, match=message):
+        estimators.information_plane(activity, labels, method=method)

@@ -1,0 +1,103 @@
+"""One trial end to end into a real SQLite MLflow store: params, metrics, artifacts, failures."""
+
+import numpy as np
+import pytest
+import yaml
+from mlflow import MlflowClient
+
+from ib_sweeps import config, trace, tracking
+from ib_sweeps.trial import run_trial
+
+pytestmark = pytest.mark.usefixtures("tf_ready")
+
+SMALL = {
+    "train": {"epochs": 30},
+    "schedule": {"kind": "log", "n": 8},
+    "estimators": [{"label": "idnns"}, {"label": "saxe", "bin_size": 0.07}],
+    "model": {"hidden": [6, 4, 3]},
+}
+
+
+def _artifacts(client, run_id, path=""):
+    out = []
+    for f in client.list_artifacts(run_id, path):
+        out += _artifacts(client, run_id, f.path) if f.is_dir else [f.path]
+    return out
+
+
+def test_trial_logs_everything(tracking_uri, tmp_path):
+    cfg = config.validate({**SMALL, "seed": 2})
+    result = run_trial(cfg, tracking.RunOptions(tracking_uri=tracking_uri, experiment="t", progress=False))
+    client = MlflowClient(tracking_uri)
+    run = client.get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    assert client.get_experiment(run.info.experiment_id).name == "t"
+    assert run.data.params == config.flatten(cfg)
+    assert run.data.tags["ib_sweeps.config_hash"] == config.config_hash(cfg)
+    assert run.data.tags["ib_sweeps.seed"] == "2"
+
+    epochs = cfg.schedule.epochs(30).tolist()
+    layers = ["layer_1", "layer_2", "layer_3", "layer_4"]
+    info_keys = {f"{q}/{e}/{layer}" for q in ("ixt", "iyt") for e in ("idnns", "saxe") for layer in layers}
+    other = {"loss/train", "loss/test", "accuracy/train", "accuracy/test", "entropy/x", "entropy/y"}
+    assert info_keys | other <= set(run.data.metrics)
+    history = client.get_metric_history(result.run_id, "ixt/saxe/layer_2")
+    assert sorted(m.step for m in history) == epochs
+    assert len(client.get_metric_history(result.run_id, "loss/test")) == 31  # every epoch, 0..30
+    assert run.data.metrics["entropy/x"] == 12.0
+
+    files = _artifacts(client, result.run_id)
+    for name in ("trace.npz", "config.yaml", "figures/info_plane_idnns.png", "figures/info_plane_saxe.png"):
+        assert name in files
+    local = client.download_artifacts(result.run_id, "", str(tmp_path))
+    t = trace.load(f"{local}/trace.npz")
+    assert t.epochs == epochs and t.estimators == ["idnns", "saxe"] and t.layers == layers
+    last = {m.step: m.value for m in history}[30]
+    assert np.stack(t.ixt)[-1, 1, 1] == pytest.approx(last)
+    assert np.isfinite(t.history).all() and t.history.shape == (31, 4)
+    assert config.validate(yaml.safe_load(open(f"{local}/config.yaml"))) == cfg  # the config that ran
+    # Artifacts live next to the SQLite file, not in the working directory.
+    assert run.info.artifact_uri.startswith((tmp_path / "mlartifacts").as_uri())
+
+
+def test_diverging_trial_is_failed_with_error_and_partial_trace(tracking_uri, tmp_path):
+    from ib_sweeps.train import TrainingDiverged
+
+    cfg = config.validate(
+        {
+            "model": {"activation": "linear"},
+            "train": {"optimizer": "sgd", "learning_rate": 1e6, "epochs": 40},
+            "schedule": {"kind": "every"},
+        }
+    )
+    with pytest.raises(TrainingDiverged):
+        run_trial(cfg, tracking.RunOptions(tracking_uri=tracking_uri, progress=False))
+    client = MlflowClient(tracking_uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("ib-sweeps").experiment_id])
+    assert run.info.status == "FAILED"
+    assert "diverged" in run.data.tags["ib_sweeps.error"]
+    files = _artifacts(client, run.info.run_id)
+    assert "error.txt" in files and "trace.npz" in files
+    t = trace.load(client.download_artifacts(run.info.run_id, "trace.npz", str(tmp_path)))
+    assert t.epochs[0] == 0  # what was measured before the divergence is kept
+
+
+def test_logs_into_given_run(tracking_uri):
+    client = MlflowClient(tracking_uri)
+    exp = client.create_experiment("outer")
+    run_id = client.create_run(exp).info.run_id
+    cfg = config.validate({"train": {"epochs": 2}, "model": {"hidden": [3]}, "schedule": {"kind": "every"}})
+    result = run_trial(cfg, tracking.RunOptions(tracking_uri=tracking_uri, run_id=run_id, progress=False))
+    assert result.run_id == run_id
+    assert client.get_run(run_id).info.status == "FINISHED"
+    assert len(client.search_runs([exp])) == 1
+
+
+def test_tracking_uri_resolution(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert tracking.resolve_tracking_uri() == f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///sub/x.db")
+    assert tracking.resolve_tracking_uri() == f"sqlite:///{tmp_path}/sub/x.db"
+    assert tracking.resolve_tracking_uri("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
+    assert tracking.resolve_tracking_uri("sqlite:////abs/y.db") == "sqlite:////abs/y.db"
