@@ -179,7 +179,9 @@ def _problem(err: dict) -> tuple[str, str]:
         allowed = ", ".join(f for f in parent.model_fields if f not in ("method", "kind")) if parent else "?"
         return _key(loc[:-1]), f"unknown key {loc[-1]!r}; allowed keys: {allowed}"
     if kind == "union_tag_invalid":
-        return _key(loc), f"unknown {err['ctx']['discriminator']} {err['ctx']['tag']!r}; allowed: {err['ctx']['expected_tags']}"
+        return _key(
+            loc
+        ), f"unknown {err['ctx']['discriminator']} {err['ctx']['tag']!r}; allowed: {err['ctx']['expected_tags']}"
     if kind == "union_tag_not_found":
         return _key(loc), f"missing key {err['ctx']['discriminator']}"
     if kind == "value_error":

@@ -54,8 +54,9 @@ class TrainingCore:
         """Train epochs ``epoch+1 .. to_epoch``; return their history rows and the activity.
 
         History rows: float64 (to_epoch - epoch, 4) in ``HISTORY_KEYS`` order
-        (for ``to_epoch == 0``, the row of epoch 0). Activity: one float64
-        array (n_measure, width) per layer, hidden layers then softmax output.
+        (for ``to_epoch == 0``, the row of epoch 0). Activity: one float32
+        array (n_measure, width) per layer, hidden layers then softmax output,
+        exactly as the network computed it.
         Raises :class:`TrainingDiverged` on a non-finite loss.
         """
         if to_epoch < self.epoch:
@@ -70,7 +71,7 @@ class TrainingCore:
             k = int(np.argmax(bad))
             raise TrainingDiverged(first + k, first, rows[:k])
         self.epoch = to_epoch
-        return rows, [a.numpy().astype(np.float64) for a in acts]
+        return rows, [a.numpy() for a in acts]
 
 
 def build_core(model_cfg, train_cfg, data, seed: int, jit: bool = True) -> TrainingCore:
@@ -112,7 +113,7 @@ def build_core(model_cfg, train_cfg, data, seed: int, jit: bool = True) -> Train
     def step(xb, yb):
         with tf.GradientTape() as tape:
             loss, _ = xent(xb, yb)
-        opt.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        opt.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
 
     def evaluate(x, y):
         loss, logits = xent(x, y)

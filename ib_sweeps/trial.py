@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ib_sweeps import __version__, config, data, tracking
-from ib_sweeps.estimators.discrete import entropy_of_ids
+from ib_sweeps.estimators import discrete
 from ib_sweeps.trace import Trace
 
 
@@ -29,14 +29,12 @@ class TrialResult:
 
 def input_entropies(dataset: data.Dataset) -> tuple[float, float]:
     """H(X) = log2(#measured inputs) and H(Y) in bits, X uniform over the measured rows."""
-    y = np.unique(dataset.y_measure, return_inverse=True)[1].ravel()
-    return float(np.log2(len(dataset.x_measure))), entropy_of_ids(y)
+    return float(np.log2(len(dataset.x_measure))), discrete.entropy(discrete.dense_ids(dataset.y_measure))
 
 
 def measure(estimators, activities, labels) -> tuple[np.ndarray, np.ndarray]:
     """(I(X;T), I(Y;T)) in bits, each (n_estimators, n_layers), for one epoch's activities."""
-    planes = [[est.information_plane(a, labels) for a in activities] for est in estimators]
-    values = np.asarray(planes, dtype=np.float64)  # (n_est, n_layers, 2)
+    values = np.stack([est.information_planes(activities, labels) for est in estimators])  # (n_est, n_layers, 2)
     return values[..., 0], values[..., 1]
 
 
@@ -116,7 +114,7 @@ def _train_and_measure(cfg, log, progress: bool):
             log.metrics(_history_steps(err.first_epoch, err.rows, train.HISTORY_KEYS))
         try:  # keep what was measured; never mask the original error
             _save_artifacts(trace, log, plots)
-        except Exception as save_err:  # noqa: BLE001
+        except Exception as save_err:
             err.add_note(f"(saving the partial trace also failed: {save_err!r})")
         raise
     bar.close()

@@ -85,9 +85,19 @@ def test_row_ids_overflow_fallback_is_exact():
     rng = np.random.default_rng(1)
     codes = rng.integers(0, 1000, size=(500, 12))  # 1000**12 > 2**62: byte-wise path
     codes[250:] = codes[:250]  # every row appears twice
-    ids = discrete.row_ids(codes)
-    assert ids.max() + 1 == len(np.unique(codes, axis=0))
-    assert (ids[250:] == ids[:250]).all()
+    keys = discrete.row_keys(codes)
+    assert len(np.unique(keys)) == len(np.unique(codes, axis=0))
+    assert (keys[250:] == keys[:250]).all()
+
+
+@pytest.mark.parametrize("n_edges", [2, 3, 7, 30, 1000])
+def test_uniform_digitize_is_exact_at_edges(n_edges):
+    from ib_sweeps.estimators.binning import digitize_uniform
+
+    edges = np.linspace(-0.3, 2.7, n_edges)
+    rng = np.random.default_rng(n_edges)
+    a = np.concatenate([edges, np.nextafter(edges, 9), np.nextafter(edges, -9), rng.uniform(-1, 4, 10_000), [1e300]])
+    assert (digitize_uniform(a, edges) == np.digitize(a, edges)).all()
 
 
 def test_invariants():
@@ -95,7 +105,7 @@ def test_invariants():
     a = np.tanh(rng.normal(size=(4096, 3)))
     y = (a[:, 0] > 0).astype(int)
     ixt, iyt = estimators.information_plane(a, y, method="binning")
-    assert 0 <= iyt <= discrete.entropy_of_ids(y) + EXACT
+    assert 0 <= iyt <= discrete.entropy(discrete.dense_ids(y)) + EXACT
     assert 0 <= ixt <= log2(4096) + EXACT
     one_unit = a[:, :1]
     _, shuffled = estimators.information_plane(one_unit, rng.permutation(y), method="binning", n_bins=10)
@@ -110,3 +120,23 @@ def test_entropy_and_mutual_information():
     assert estimators.entropy(x, method="binning", bin_size=0.5) == pytest.approx(h(3 / 4, 1 / 4), abs=EXACT)
     a = np.array([[0.1], [0.1], [0.6], [0.6]])
     assert estimators.mutual_information(a, a, method="binning", bin_size=0.5) == pytest.approx(1.0, abs=EXACT)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("lo", "hi", "n_edges"), [(-1, 1, 30), (0, 1, 11), (-0.3, 2.7, 7), (-1, 1, 1000)])
+def test_float32_and_float64_codes_equal_np_digitize(dtype, lo, hi, n_edges):
+    edges = np.linspace(lo, hi, n_edges)
+    rng = np.random.default_rng(n_edges)
+    near = np.concatenate([edges, np.nextafter(edges, 9), np.nextafter(edges, -9)]).astype(dtype)
+    near32 = edges.astype(np.float32)  # float32 neighbours of every edge, both sides
+    near = np.concatenate([near, near32, np.nextafter(near32, 9), np.nextafter(near32, -9)]).astype(dtype)
+    a = np.concatenate([near, rng.uniform(lo - 1, hi + 1, 20_000), [1e30, -1e30, 0.0, -0.0]]).astype(dtype)
+    est = estimators.get("binning", n_bins=n_edges, range=[float(lo), float(hi)])
+    assert (est.codes(a) == np.digitize(a, edges)).all()  # np.digitize compares in float64
+
+
+def test_bin_size_divides_in_float64_like_the_reference():
+    rng = np.random.default_rng(9)
+    a = np.concatenate([np.arange(-50, 50) * np.float32(0.07), rng.uniform(-3, 3, 10_000)]).astype(np.float32)
+    est = estimators.get("binning", bin_size=0.07)
+    assert (est.codes(a) == np.floor(a.astype(np.float64) / 0.07)).all()

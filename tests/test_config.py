@@ -74,7 +74,9 @@ def test_config_is_frozen():
 
 def test_yaml_exponent_floats_and_round_trip(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text("train:\n  learning_rate: 4e-4\n  batch_size: full\nmodel:\n  activation: [relu, tanh]\n  hidden: [8, 4]\n")
+    path.write_text(
+        "train:\n  learning_rate: 4e-4\n  batch_size: full\nmodel:\n  activation: [relu, tanh]\n  hidden: [8, 4]\n"
+    )
     cfg = load_config(str(path), [])
     assert cfg.train.learning_rate == 4e-4 and cfg.train.batch_size == "full"
     assert cfg.model.activation == ("relu", "tanh")

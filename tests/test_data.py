@@ -3,8 +3,8 @@ import os
 
 import numpy as np
 import pytest
-
 from conftest import SHARED
+
 from ib_sweeps import config, data
 from ib_sweeps.data import tishby12
 

@@ -12,7 +12,7 @@ METHODS = estimators.available()
 
 def test_registry_lists_methods():
     assert "binning" in METHODS
-    assert METHODS == sorted(estimators.REGISTRY)
+    assert sorted(estimators.REGISTRY) == METHODS
 
 
 def test_unknown_method_lists_valid_names():
@@ -59,3 +59,13 @@ def test_constant_activity_gives_zero(method):
 def test_bad_input_raises_clear_value_error(method, activity, labels, message):
     with pytest.raises(ValueError, match=message):
         estimators.information_plane(activity, labels, method=method)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_batch_equals_per_layer(method):
+    rng = np.random.default_rng(5)
+    layers = [np.tanh(rng.normal(size=(300, w))) for w in (6, 3, 1)]
+    y = rng.integers(0, 3, 300)
+    est = estimators.get(method)
+    expected = [est.information_plane(a, y) for a in layers]
+    assert est.information_planes(layers, y) == pytest.approx(np.array(expected), abs=1e-12)

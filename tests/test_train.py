@@ -40,7 +40,7 @@ def test_chunking_does_not_change_results():
 
 
 def test_activity_of_every_layer_from_one_pass():
-    core, d = _core(0, model={"hidden": [6, 4], "activation": ["relu", "tanh"]})
+    core, _ = _core(0, model={"hidden": [6, 4], "activation": ["relu", "tanh"]})
     rows, acts = core.advance(0)
     assert rows.shape == (1, 4)
     assert [a.shape for a in acts] == [(4096, 6), (4096, 4), (4096, 2)]

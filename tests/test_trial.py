@@ -55,7 +55,8 @@ def test_trial_logs_everything(tracking_uri, tmp_path):
     last = {m.step: m.value for m in history}[30]
     assert np.stack(t.ixt)[-1, 1, 1] == pytest.approx(last)
     assert np.isfinite(t.history).all() and t.history.shape == (31, 4)
-    assert config.validate(yaml.safe_load(open(f"{local}/config.yaml"))) == cfg  # the config that ran
+    with open(f"{local}/config.yaml") as f:
+        assert config.validate(yaml.safe_load(f)) == cfg  # the config that ran
     # Artifacts live next to the SQLite file, not in the working directory.
     assert run.info.artifact_uri.startswith((tmp_path / "mlartifacts").as_uri())
 

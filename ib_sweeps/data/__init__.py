@@ -40,7 +40,7 @@ def split_indices(n: int, train_fraction: float, split: str, rng: np.random.Gene
     (the default path of the Shwartz-Ziv & Tishby code); ``shuffled``: a
     permutation drawn from ``rng`` (as in Saxe et al.: 3277/819 for 0.8).
     """
-    n_train = int(round(train_fraction * n))
+    n_train = round(train_fraction * n)
     order = np.arange(n) if split == "reference" else rng.permutation(n)
     return np.sort(order[:n_train]), np.sort(order[n_train:])
 

@@ -34,9 +34,13 @@ class Estimator(BaseModel):
         """
         raise NotImplementedError
 
+    def information_planes(self, activities, labels) -> np.ndarray:
+        """(n_layers, 2) array of (I(X;T), I(Y;T)) in bits, one row per layer's activity."""
+        return np.array([self.information_plane(a, labels) for a in activities], dtype=np.float64).reshape(-1, 2)
+
 
 def check_activity(activity, labels=None) -> tuple[np.ndarray, np.ndarray | None]:
-    """Validate and return ``activity`` as 2-D float64 and ``labels`` as dense ints 0..k-1.
+    """Validate and return ``activity`` as a 2-D array and ``labels`` as a 1-D int array.
 
     Raises ``ValueError`` for non-2-D, empty or non-finite activity and for
     labels that are not 1-D or do not match the number of rows.
@@ -59,4 +63,4 @@ def check_activity(activity, labels=None) -> tuple[np.ndarray, np.ndarray | None
         raise ValueError(f"labels has {len(y)} entries but activity has {len(a)} rows")
     if not np.issubdtype(y.dtype, np.integer):
         raise ValueError(f"labels must be integers; got dtype {y.dtype}")
-    return a, np.unique(y, return_inverse=True)[1].ravel()
+    return a, y

@@ -17,6 +17,7 @@ Two conventions, as in the two reference codes:
 
 from __future__ import annotations
 
+import threading
 from typing import Literal
 
 import numpy as np
@@ -58,22 +59,48 @@ class Binning(Estimator):
         return self
 
     def codes(self, activity: np.ndarray) -> np.ndarray:
-        """Integer bin codes, same shape as ``activity``."""
-        if self.bin_size is not None:
-            return np.floor(activity / self.bin_size).astype(np.int64)
+        """Integer bin codes, same shape as ``activity``; equal to ``np.digitize`` for edges."""
+        x = _as_float(activity)
+        return self._codes_into(x, np.empty_like(x), np.empty(x.shape, np.intp), np.empty(x.shape, bool))
+
+    def _codes_into(self, x, scratch, out, mask):
+        if self.bin_size is not None:  # in float64 like the reference floor(a / 0.07), whatever x's precision
+            np.copyto(out, np.floor(np.divide(x, np.float64(self.bin_size))), casting="unsafe")
+            return out
         edges = np.linspace(self.range[0], self.range[1], self.n_bins)
-        return np.searchsorted(edges, activity, side="right")  # == np.digitize
+        return _digitize_into(x, edges, scratch, out, mask)
+
+    def state_ids(self, activity: np.ndarray) -> np.ndarray:
+        """Dense ids (n,) of the binned states (rows) of ``activity`` (n, d)."""
+        n, d = activity.shape
+        w = _workspace(n * d, _as_float(activity[:0]).dtype)
+        by_unit = w["x"].reshape(d, n)  # each unit's values contiguous
+        by_unit[...] = activity.T
+        codes = self._codes_into(by_unit, w["f"].reshape(d, n), w["i"].reshape(d, n), w["b"].reshape(d, n))
+        return discrete.dense_ids(discrete.row_keys(codes.T))
 
     def information_plane(self, activity, labels):
         """(I(X;T), I(Y;T)) in bits; see the module docstring."""
-        a, y = check_activity(activity, labels)
-        t = discrete.row_ids(self.codes(a))
-        return discrete.entropy_of_ids(t), discrete.mutual_information_of_ids(t, y)
+        return tuple(self.information_planes([activity], labels)[0])
+
+    def information_planes(self, activities, labels) -> np.ndarray:
+        """(n_layers, 2) array of (I(X;T), I(Y;T)) in bits; labels are hashed once."""
+        out = np.empty((len(activities), 2))
+        y = h_y = None
+        for i, activity in enumerate(activities):
+            a, labels = check_activity(activity, labels)
+            if y is None:
+                y = discrete.dense_ids(labels)
+                h_y = discrete.entropy(y)
+            t = self.state_ids(a)  # layer by layer: small arrays stay in cache
+            h_t = discrete.entropy(t)
+            out[i] = h_t, max(0.0, h_t + h_y - discrete.joint_entropy(t, y))
+        return out
 
     def entropy(self, samples) -> float:
         """Plug-in entropy H(bin(samples)) in bits; ``samples``: (n, d)."""
         a, _ = check_activity(samples)
-        return discrete.entropy_of_ids(discrete.row_ids(self.codes(a)))
+        return discrete.entropy(self.state_ids(a))
 
     def mutual_information(self, a, b) -> float:
         """Plug-in I(bin(a); bin(b)) in bits; ``a``: (n, d_a), ``b``: (n, d_b)."""
@@ -81,5 +108,71 @@ class Binning(Estimator):
         b, _ = check_activity(b)
         if len(a) != len(b):
             raise ValueError(f"a has {len(a)} rows but b has {len(b)}")
-        ta, tb = discrete.row_ids(self.codes(a)), discrete.row_ids(self.codes(b))
-        return discrete.mutual_information_of_ids(ta, tb)
+        return discrete.mutual_information(self.state_ids(a), self.state_ids(b))
+
+
+def digitize_uniform(a: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """``np.digitize(a, edges)`` for evenly spaced ``edges``, by arithmetic (several times faster).
+
+    A float guess of the bin, biased to be never too high, is corrected by one
+    comparison with the true edge above it, so the result is exact.
+    """
+    x = _as_float(a)
+    return _digitize_into(x, edges, np.empty_like(x), np.empty(x.shape, np.intp), np.empty(x.shape, bool))
+
+
+def _as_float(a) -> np.ndarray:
+    a = np.asarray(a)
+    return a if a.dtype in (np.float32, np.float64) else a.astype(np.float64)
+
+
+def _ceil_to(dtype, values: np.ndarray) -> np.ndarray:
+    """Smallest ``dtype`` numbers >= ``values``: for x of that dtype, x >= v iff x >= ceil(v)."""
+    rounded = values.astype(dtype)
+    low = rounded < values
+    rounded[low] = np.nextafter(rounded[low], dtype.type(np.inf))
+    return rounded
+
+
+# The arithmetic bin position is off by ~1e-5 bins at most (float32 rounding of
+# the position and of the edges); biasing it down by far more than that makes
+# the guess never too high, so one upward correction against the true edges
+# makes it exact.
+_GUESS_BIAS = 1e-3
+
+
+def _digitize_into(x, edges, scratch, out, mask):
+    n, f = len(edges), x.dtype.type
+    if (n + 1) * np.finfo(x.dtype).eps * 32 >= _GUESS_BIAS:  # too many edges for x's precision
+        out[...] = np.digitize(x, edges)
+        return out
+    scale = (n - 1) / (edges[-1] - edges[0])
+    np.multiply(x, f(scale), out=scratch)
+    scratch += f(1 - edges[0] * scale - _GUESS_BIAS)
+    np.clip(scratch, 0, n, out=scratch)
+    np.copyto(out, scratch, casting="unsafe")  # truncation == floor, as scratch >= 0
+    # upper[c] = edges[c], the lower boundary of code c + 1, rounded up to x's precision:
+    # for x of that precision, x >= edge iff x >= ceil(edge), so this equals float64 np.digitize.
+    upper = np.concatenate((_ceil_to(x.dtype, edges), [np.inf])).astype(x.dtype)
+    np.take(upper, out, out=scratch)
+    np.greater_equal(x, scratch, out=mask)
+    out += mask
+    return out
+
+
+_local = threading.local()
+
+
+def _workspace(size: int, dtype) -> dict[str, np.ndarray]:
+    """Per-thread scratch buffers, reused across calls: fresh large arrays page-fault on every call."""
+    key = f"buf_{np.dtype(dtype).name}"
+    buf = getattr(_local, key, None)
+    if buf is None or buf["x"].size < size:
+        buf = {
+            "x": np.empty(size, dtype),
+            "f": np.empty(size, dtype),
+            "i": np.empty(size, np.intp),
+            "b": np.empty(size, bool),
+        }
+        setattr(_local, key, buf)
+    return {k: v[:size] for k, v in buf.items()}

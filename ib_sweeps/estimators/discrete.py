@@ -1,8 +1,10 @@
 """Exact plug-in entropies of discrete codes, in bits.
 
-Rows of integer codes are turned into one int64 key per row by a mixed-radix
-encoding (exact; falls back to byte-wise ``np.unique`` when the radix product
-would overflow), so no ``np.unique(axis=0)`` over float rows is ever needed.
+Rows of integer codes become one int64 key per row by a mixed-radix (Horner)
+encoding, which is exact; if the radix product would overflow, rows are
+compared as raw bytes instead. Keys are mapped to dense ids by hashing
+(``pandas.factorize``, O(n)), and entropies come from ``bincount``. No sort and
+no ``np.unique(axis=0)`` over float rows.
 """
 
 from __future__ import annotations
@@ -12,33 +14,66 @@ import numpy as np
 _MAX_KEY = 2**62
 
 
-def row_ids(codes: np.ndarray) -> np.ndarray:
-    """Dense ids 0..m-1 of the distinct rows of an int array (n, d); shape (n,)."""
-    codes = codes - codes.min(axis=0)
-    radix = codes.max(axis=0).astype(np.float64) + 1.0
-    if np.prod(radix) < _MAX_KEY:
-        mult = np.cumprod(np.concatenate(([1.0], radix[:-1]))).astype(np.int64)
-        key = codes.astype(np.int64) @ mult
-    else:  # exact fallback: compare rows as raw bytes
-        small = np.ascontiguousarray(codes.astype(np.min_scalar_type(int(codes.max()))))
-        key = small.view(np.dtype((np.void, small.dtype.itemsize * small.shape[1]))).ravel()
-    return np.unique(key, return_inverse=True)[1].ravel()
+def row_keys(codes: np.ndarray) -> np.ndarray:
+    """Keys (n,) equal exactly when rows of integer ``codes`` (n, d) are equal.
+
+    Mixed-radix keys are one float64 mat-vec (exact while the radix product is
+    below 2**53), else int64 Horner (below 2**62), else row bytes.
+    Fastest when each column is contiguous (pass ``c.T`` of a C-order (d, n) array).
+    """
+    lo = codes.min(axis=0)
+    radix = (codes.max(axis=0) - lo + 1).astype(np.float64)
+    bound = np.prod(radix)
+    if bound < 2**53:
+        weights = np.concatenate((np.cumprod(radix[::-1])[-2::-1], [1.0]))  # Horner place values
+        return weights @ np.asarray(codes.T, dtype=np.float64) - float(weights @ lo)
+    if bound < _MAX_KEY:
+        key = np.zeros(len(codes), dtype=np.int64)
+        for j in range(codes.shape[1]):
+            key *= int(radix[j])
+            key += codes[:, j]
+            key -= int(lo[j])
+        return key
+    small = np.ascontiguousarray(codes - lo, dtype=np.min_scalar_type(int(radix.max())))
+    rows = small.view(np.dtype((np.void, small.dtype.itemsize * small.shape[1]))).ravel()
+    return np.unique(rows, return_inverse=True)[1].ravel().astype(np.int64)
 
 
-def entropy_of_counts(counts: np.ndarray) -> float:
+def dense_ids(keys: np.ndarray) -> np.ndarray:
+    """Small non-negative int64 ids (n,), equal exactly where ``keys`` are equal.
+
+    ``keys``: integer-valued (ints, or floats holding integers, as from
+    :func:`row_keys`). Small non-negative keys are kept as they are
+    (bincount-ready); others are hashed to 0..m-1 (``pandas.factorize``, O(n)).
+    """
+    keys = keys.astype(np.int64, copy=False)  # int hashing is faster than float hashing
+    if len(keys) and keys.min() >= 0 and keys.max() <= 8 * len(keys) + 1024:
+        return keys
+    import pandas as pd
+
+    return pd.factorize(keys)[0].astype(np.int64, copy=False)
+
+
+def entropy_of_counts(c: np.ndarray) -> float:
     """Entropy in bits of the empirical distribution given by non-negative counts."""
-    counts = counts[counts > 0].astype(np.float64)
-    p = counts / counts.sum()
+    c = c[c > 0]
+    p = c / c.sum()
     return float(max(0.0, -(p * np.log2(p)).sum()))
 
 
-def entropy_of_ids(ids: np.ndarray) -> float:
-    """Plug-in entropy in bits of a sample of dense ids (n,), each row weight 1/n."""
+def entropy(ids: np.ndarray) -> float:
+    """Plug-in entropy in bits of a sample of dense ids (n,), each sample weight 1/n."""
     return entropy_of_counts(np.bincount(ids))
 
 
-def mutual_information_of_ids(a: np.ndarray, b: np.ndarray) -> float:
-    """Plug-in I(A;B) = H(A) + H(B) - H(A,B) in bits of two dense id samples (n,)."""
-    joint = a.astype(np.int64) * (int(b.max()) + 1) + b
-    h = entropy_of_ids(a) + entropy_of_ids(b) - entropy_of_counts(np.bincount(joint))
-    return float(max(0.0, h))
+def joint_entropy(a: np.ndarray, b: np.ndarray) -> float:
+    """Plug-in H(A,B) in bits of paired dense-id samples (n,)."""
+    joint = a * (int(b.max()) + 1) + b  # < n * n: no overflow
+    if joint.max() > 4 * len(joint) + 1024:  # sparse: hash first, keep bincount small
+        joint = dense_ids(joint)
+    return entropy_of_counts(np.bincount(joint))
+
+
+def mutual_information(a: np.ndarray, b: np.ndarray) -> float:
+    """Plug-in I(A;B) = H(A) + H(B) - H(A,B) in bits of paired dense-id samples (n,)."""
+    return float(max(0.0, entropy(a) + entropy(b) - joint_entropy(a, b)))
