@@ -10,6 +10,7 @@ import argparse
 import os
 import shlex
 import sys
+from pathlib import Path
 
 
 def split_assignments(values: list[str]) -> list[str]:
@@ -28,10 +29,22 @@ def split_assignments(values: list[str]) -> list[str]:
     return out
 
 
+PRESETS = Path(__file__).parent / "presets"
+
+
+def presets() -> list[str]:
+    """Names of the shipped reference configs (``ib_sweeps/presets/*.yaml``)."""
+    return sorted(p.stem for p in PRESETS.glob("*.yaml"))
+
+
 def load_config(path: str | None, assignments: list[str]):
-    """Validated :class:`~ib_sweeps.config.TrialConfig` from a YAML file and overrides."""
+    """Validated :class:`~ib_sweeps.config.TrialConfig` from a YAML file or preset name, and overrides."""
     from ib_sweeps import config, yamlio
 
+    if path and not Path(path).exists() and path in presets():
+        path = str(PRESETS / f"{path}.yaml")
+    elif path and not Path(path).exists():
+        raise ValueError(f"config file not found: {path} (presets: {', '.join(presets())})")
     raw = yamlio.load_file(path) if path else {}
     for item in split_assignments(assignments):
         raw = yamlio.apply_override(raw, item, config.OVERRIDE_SEEDS)
@@ -86,7 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("trial", help="train one network and log its information plane to MLflow")
-    p.add_argument("config", nargs="?", default="", help="trial config YAML (default: built-in defaults)")
+    p.add_argument(
+        "config",
+        nargs="?",
+        default="",
+        help=f"trial config YAML, or a preset: {', '.join(presets())} (default: built-in defaults)",
+    )
     p.add_argument(
         "--set",
         action="append",

@@ -116,3 +116,18 @@ def test_flatten_and_hash():
     assert config.config_hash(cfg) == config.config_hash(other_seed)
     assert config.config_hash(cfg, with_seed=True) != config.config_hash(other_seed, with_seed=True)
     assert yamlio.loads("x: 1e-3")["x"] == 1e-3
+
+
+@pytest.mark.parametrize("name", ["shwartz_ziv_2017", "saxe_2018"])
+def test_presets_validate(name):
+    from ib_sweeps.cli import presets
+
+    assert name in presets()
+    cfg = load_config(name, ["seed=1"])
+    assert cfg.model.hidden == (10, 7, 5, 4, 3) and cfg.seed == 1
+
+
+def test_preset_conventions():
+    assert load_config("shwartz_ziv_2017", []).data.split == "reference"
+    saxe = load_config("saxe_2018", [])
+    assert saxe.estimators[0].bin_size == 0.07 and saxe.train.batch_size == 256

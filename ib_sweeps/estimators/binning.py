@@ -74,10 +74,10 @@ class Binning(Estimator):
         """Dense ids (n,) of the binned states (rows) of ``activity`` (n, d)."""
         n, d = activity.shape
         w = _workspace(n * d, _as_float(activity[:0]).dtype)
-        by_unit = w["x"].reshape(d, n)  # each unit's values contiguous
+        by_unit = w["x"].reshape(d, n)  # each unit's values contiguous: fast column reductions
         by_unit[...] = activity.T
         codes = self._codes_into(by_unit, w["f"].reshape(d, n), w["i"].reshape(d, n), w["b"].reshape(d, n))
-        return discrete.dense_ids(discrete.row_keys(codes.T))
+        return discrete.dense_ids(discrete.row_keys(codes.T, w["k"].reshape(d, n)))
 
     def information_plane(self, activity, labels):
         """(I(X;T), I(Y;T)) in bits; see the module docstring."""
@@ -92,9 +92,9 @@ class Binning(Estimator):
             if y is None:
                 y = discrete.dense_ids(labels)
                 h_y = discrete.entropy(y)
-            t = self.state_ids(a)  # layer by layer: small arrays stay in cache
-            h_t = discrete.entropy(t)
-            out[i] = h_t, max(0.0, h_t + h_y - discrete.joint_entropy(t, y))
+            table = discrete.joint_counts(self.state_ids(a), y)  # layer by layer: arrays stay in cache
+            h_t = discrete.entropy_of_counts(table.sum(axis=1))
+            out[i] = h_t, max(0.0, h_t + h_y - discrete.entropy_of_counts(table))
         return out
 
     def entropy(self, samples) -> float:
@@ -167,12 +167,13 @@ def _workspace(size: int, dtype) -> dict[str, np.ndarray]:
     """Per-thread scratch buffers, reused across calls: fresh large arrays page-fault on every call."""
     key = f"buf_{np.dtype(dtype).name}"
     buf = getattr(_local, key, None)
-    if buf is None or buf["x"].size < size:
+    if buf is None or buf["f"].size < size:
         buf = {
             "x": np.empty(size, dtype),
             "f": np.empty(size, dtype),
             "i": np.empty(size, np.intp),
             "b": np.empty(size, bool),
+            "k": np.empty(size, np.float64),
         }
         setattr(_local, key, buf)
     return {k: v[:size] for k, v in buf.items()}

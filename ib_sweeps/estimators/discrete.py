@@ -14,19 +14,22 @@ import numpy as np
 _MAX_KEY = 2**62
 
 
-def row_keys(codes: np.ndarray) -> np.ndarray:
+def row_keys(codes: np.ndarray, scratch: np.ndarray | None = None) -> np.ndarray:
     """Keys (n,) equal exactly when rows of integer ``codes`` (n, d) are equal.
 
     Mixed-radix keys are one float64 mat-vec (exact while the radix product is
     below 2**53), else int64 Horner (below 2**62), else row bytes.
-    Fastest when each column is contiguous (pass ``c.T`` of a C-order (d, n) array).
+    Fastest when each column is contiguous (pass ``c.T`` of a C-order (d, n) array);
+    ``scratch``, a float64 (d, n) buffer, saves an allocation.
     """
     lo = codes.min(axis=0)
     radix = (codes.max(axis=0) - lo + 1).astype(np.float64)
     bound = np.prod(radix)
     if bound < 2**53:
         weights = np.concatenate((np.cumprod(radix[::-1])[-2::-1], [1.0]))  # Horner place values
-        return weights @ np.asarray(codes.T, dtype=np.float64) - float(weights @ lo)
+        as_float = np.empty(codes.T.shape) if scratch is None else scratch
+        np.copyto(as_float, codes.T)
+        return weights @ as_float - float(weights @ lo)
     if bound < _MAX_KEY:
         key = np.zeros(len(codes), dtype=np.int64)
         for j in range(codes.shape[1]):
@@ -47,7 +50,7 @@ def dense_ids(keys: np.ndarray) -> np.ndarray:
     (bincount-ready); others are hashed to 0..m-1 (``pandas.factorize``, O(n)).
     """
     keys = keys.astype(np.int64, copy=False)  # int hashing is faster than float hashing
-    if len(keys) and keys.min() >= 0 and keys.max() <= 8 * len(keys) + 1024:
+    if len(keys) and keys.min() >= 0 and keys.max() < 2 * len(keys) + 1024:
         return keys
     import pandas as pd
 
@@ -55,25 +58,29 @@ def dense_ids(keys: np.ndarray) -> np.ndarray:
 
 
 def entropy_of_counts(c: np.ndarray) -> float:
-    """Entropy in bits of the empirical distribution given by non-negative counts."""
-    c = c[c > 0]
-    p = c / c.sum()
-    return float(max(0.0, -(p * np.log2(p)).sum()))
+    """Entropy in bits of the empirical distribution given by non-negative counts (zeros allowed)."""
+    from scipy.special import xlogy
+
+    n = c.sum()
+    return float(max(0.0, np.log2(n) - xlogy(c, c).sum() / (n * np.log(2))))
 
 
 def entropy(ids: np.ndarray) -> float:
-    """Plug-in entropy in bits of a sample of dense ids (n,), each sample weight 1/n."""
+    """Plug-in entropy in bits of a sample of small non-negative ids (n,), each sample weight 1/n."""
     return entropy_of_counts(np.bincount(ids))
 
 
-def joint_entropy(a: np.ndarray, b: np.ndarray) -> float:
-    """Plug-in H(A,B) in bits of paired dense-id samples (n,)."""
-    joint = a * (int(b.max()) + 1) + b  # < n * n: no overflow
-    if joint.max() > 4 * len(joint) + 1024:  # sparse: hash first, keep bincount small
-        joint = dense_ids(joint)
-    return entropy_of_counts(np.bincount(joint))
+def joint_counts(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Contingency table (max(a)+1, max(b)+1) of paired small non-negative ids (n,)."""
+    rows, cols = int(a.max()) + 1, int(b.max()) + 1
+    if rows * cols > 4 * len(a) + 1024:  # sparse pairs: densify a first to keep the table small
+        a = dense_ids(a)
+        rows = int(a.max()) + 1
+    return np.bincount(a * cols + b, minlength=rows * cols).reshape(rows, cols)
 
 
 def mutual_information(a: np.ndarray, b: np.ndarray) -> float:
-    """Plug-in I(A;B) = H(A) + H(B) - H(A,B) in bits of paired dense-id samples (n,)."""
-    return float(max(0.0, entropy(a) + entropy(b) - joint_entropy(a, b)))
+    """Plug-in I(A;B) = H(A) + H(B) - H(A,B) in bits of paired small non-negative ids (n,)."""
+    table = joint_counts(a, b)
+    h = entropy_of_counts(table.sum(axis=1)) + entropy_of_counts(table.sum(axis=0)) - entropy_of_counts(table)
+    return float(max(0.0, h))
