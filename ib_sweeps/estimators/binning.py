@@ -17,6 +17,7 @@ Two conventions, as in the two reference codes:
 
 from __future__ import annotations
 
+import functools
 import threading
 from typing import Literal
 
@@ -67,34 +68,40 @@ class Binning(Estimator):
         if self.bin_size is not None:  # in float64 like the reference floor(a / 0.07), whatever x's precision
             np.copyto(out, np.floor(np.divide(x, np.float64(self.bin_size))), casting="unsafe")
             return out
-        edges = np.linspace(self.range[0], self.range[1], self.n_bins)
-        return _digitize_into(x, edges, scratch, out, mask)
+        return _digitize_into(x, _grid(self.range[0], self.range[1], self.n_bins, x.dtype.name), scratch, out, mask)
 
     def state_ids(self, activity: np.ndarray) -> np.ndarray:
         """Dense ids (n,) of the binned states (rows) of ``activity`` (n, d)."""
-        n, d = activity.shape
-        w = _workspace(n * d, _as_float(activity[:0]).dtype)
-        by_unit = w["x"].reshape(d, n)  # each unit's values contiguous: fast column reductions
-        by_unit[...] = activity.T
-        codes = self._codes_into(by_unit, w["f"].reshape(d, n), w["i"].reshape(d, n), w["b"].reshape(d, n))
-        return discrete.dense_ids(discrete.row_keys(codes.T, w["k"].reshape(d, n)))
+        return self._layer_ids([activity])[0]
+
+    def _layer_ids(self, activities) -> list[np.ndarray]:
+        """State ids of each layer; all layers binned in one pass over reused buffers."""
+        n, widths = len(activities[0]), [a.shape[1] for a in activities]
+        bounds = np.cumsum([0, *widths])
+        dtype = np.result_type(*[_as_float(a[:0]).dtype for a in activities])
+        x, f, i, b, k = (buf.reshape(bounds[-1], n) for buf in _workspace(bounds[-1] * n, dtype))
+        for a, start, stop in zip(activities, bounds[:-1], bounds[1:], strict=True):
+            x[start:stop] = a.T  # each unit's values contiguous: fast per-unit reductions
+        codes = self._codes_into(x, f, i, b)
+        return [
+            discrete.dense_ids(discrete.row_keys(codes[start:stop].T, k[start:stop]))
+            for start, stop in zip(bounds[:-1], bounds[1:], strict=True)
+        ]
 
     def information_plane(self, activity, labels):
         """(I(X;T), I(Y;T)) in bits; see the module docstring."""
         return tuple(self.information_planes([activity], labels)[0])
 
     def information_planes(self, activities, labels) -> np.ndarray:
-        """(n_layers, 2) array of (I(X;T), I(Y;T)) in bits; labels are hashed once."""
-        out = np.empty((len(activities), 2))
-        y = h_y = None
-        for i, activity in enumerate(activities):
-            a, labels = check_activity(activity, labels)
-            if y is None:
-                y = discrete.dense_ids(labels)
-                h_y = discrete.entropy(y)
-            table = discrete.joint_counts(self.state_ids(a), y)  # layer by layer: arrays stay in cache
+        """(n_layers, 2) array of (I(X;T), I(Y;T)) in bits for the layers' activities."""
+        checked = [check_activity(a, labels)[0] for a in activities]
+        y = discrete.dense_ids(check_activity(checked[0], labels)[1]) if checked else None
+        h_y = discrete.entropy(y) if checked else 0.0
+        out = np.empty((len(checked), 2))
+        for row, t in zip(out, self._layer_ids(checked) if checked else [], strict=True):
+            table = discrete.joint_counts(t, y)
             h_t = discrete.entropy_of_counts(table.sum(axis=1))
-            out[i] = h_t, max(0.0, h_t + h_y - discrete.entropy_of_counts(table))
+            row[:] = h_t, max(0.0, h_t + h_y - discrete.entropy_of_counts(table))
         return out
 
     def entropy(self, samples) -> float:
@@ -112,26 +119,19 @@ class Binning(Estimator):
 
 
 def digitize_uniform(a: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """``np.digitize(a, edges)`` for evenly spaced ``edges``, by arithmetic (several times faster).
+    """``np.digitize(a, edges)`` for evenly spaced ``edges`` (from ``np.linspace``), by arithmetic.
 
     A float guess of the bin, biased to be never too high, is corrected by one
     comparison with the true edge above it, so the result is exact.
     """
     x = _as_float(a)
-    return _digitize_into(x, edges, np.empty_like(x), np.empty(x.shape, np.intp), np.empty(x.shape, bool))
+    grid = _grid(float(edges[0]), float(edges[-1]), len(edges), x.dtype.name)
+    return _digitize_into(x, grid, np.empty_like(x), np.empty(x.shape, np.intp), np.empty(x.shape, bool))
 
 
 def _as_float(a) -> np.ndarray:
     a = np.asarray(a)
     return a if a.dtype in (np.float32, np.float64) else a.astype(np.float64)
-
-
-def _ceil_to(dtype, values: np.ndarray) -> np.ndarray:
-    """Smallest ``dtype`` numbers >= ``values``: for x of that dtype, x >= v iff x >= ceil(v)."""
-    rounded = values.astype(dtype)
-    low = rounded < values
-    rounded[low] = np.nextafter(rounded[low], dtype.type(np.inf))
-    return rounded
 
 
 # The arithmetic bin position is off by ~1e-5 bins at most (float32 rounding of
@@ -141,19 +141,33 @@ def _ceil_to(dtype, values: np.ndarray) -> np.ndarray:
 _GUESS_BIAS = 1e-3
 
 
-def _digitize_into(x, edges, scratch, out, mask):
-    n, f = len(edges), x.dtype.type
-    if (n + 1) * np.finfo(x.dtype).eps * 32 >= _GUESS_BIAS:  # too many edges for x's precision
+@functools.lru_cache(maxsize=64)
+def _grid(lo: float, hi: float, n: int, dtype_name: str):
+    """(edges, upper, scale, offset) for ``np.linspace(lo, hi, n)`` and inputs of ``dtype_name``.
+
+    ``upper[c]`` is ``edges[c]`` (the lower boundary of code c + 1) rounded up to the
+    input precision: for x of that precision, x >= edge iff x >= ceil(edge), so
+    comparing in x's own precision gives float64 ``np.digitize``'s answers.
+    """
+    dtype = np.dtype(dtype_name)
+    edges = np.linspace(lo, hi, n)
+    upper = edges.astype(dtype)
+    low = upper < edges
+    upper[low] = np.nextafter(upper[low], dtype.type(np.inf))
+    upper = np.concatenate((upper, [np.inf])).astype(dtype)
+    scale = (n - 1) / (edges[-1] - edges[0])
+    return edges, upper, dtype.type(scale), dtype.type(1 - edges[0] * scale - _GUESS_BIAS)
+
+
+def _digitize_into(x, grid, scratch, out, mask):
+    edges, upper, scale, offset = grid
+    if (len(edges) + 1) * np.finfo(x.dtype).eps * 32 >= _GUESS_BIAS:  # too many edges for x's precision
         out[...] = np.digitize(x, edges)
         return out
-    scale = (n - 1) / (edges[-1] - edges[0])
-    np.multiply(x, f(scale), out=scratch)
-    scratch += f(1 - edges[0] * scale - _GUESS_BIAS)
-    np.clip(scratch, 0, n, out=scratch)
+    np.multiply(x, scale, out=scratch)
+    scratch += offset
+    np.clip(scratch, 0, len(edges), out=scratch)
     np.copyto(out, scratch, casting="unsafe")  # truncation == floor, as scratch >= 0
-    # upper[c] = edges[c], the lower boundary of code c + 1, rounded up to x's precision:
-    # for x of that precision, x >= edge iff x >= ceil(edge), so this equals float64 np.digitize.
-    upper = np.concatenate((_ceil_to(x.dtype, edges), [np.inf])).astype(x.dtype)
     np.take(upper, out, out=scratch)
     np.greater_equal(x, scratch, out=mask)
     out += mask
@@ -163,17 +177,12 @@ def _digitize_into(x, edges, scratch, out, mask):
 _local = threading.local()
 
 
-def _workspace(size: int, dtype) -> dict[str, np.ndarray]:
-    """Per-thread scratch buffers, reused across calls: fresh large arrays page-fault on every call."""
+def _workspace(size: int, dtype) -> tuple[np.ndarray, ...]:
+    """Per-thread scratch buffers (x, f, i, b, k), reused across calls: fresh large arrays page-fault."""
     key = f"buf_{np.dtype(dtype).name}"
     buf = getattr(_local, key, None)
-    if buf is None or buf["f"].size < size:
-        buf = {
-            "x": np.empty(size, dtype),
-            "f": np.empty(size, dtype),
-            "i": np.empty(size, np.intp),
-            "b": np.empty(size, bool),
-            "k": np.empty(size, np.float64),
-        }
+    if buf is None or buf[0].size < size:
+        kinds = (dtype, dtype, np.intp, bool, np.float64)
+        buf = tuple(np.empty(size, kind) for kind in kinds)
         setattr(_local, key, buf)
-    return {k: v[:size] for k, v in buf.items()}
+    return tuple(v[:size] for v in buf)

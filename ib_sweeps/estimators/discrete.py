@@ -10,6 +10,7 @@ no ``np.unique(axis=0)`` over float rows.
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import xlogy
 
 _MAX_KEY = 2**62
 
@@ -59,8 +60,6 @@ def dense_ids(keys: np.ndarray) -> np.ndarray:
 
 def entropy_of_counts(c: np.ndarray) -> float:
     """Entropy in bits of the empirical distribution given by non-negative counts (zeros allowed)."""
-    from scipy.special import xlogy
-
     n = c.sum()
     return float(max(0.0, np.log2(n) - xlogy(c, c).sum() / (n * np.log(2))))
 
