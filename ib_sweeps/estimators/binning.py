@@ -18,6 +18,7 @@ Two conventions, as in the two reference codes:
 from __future__ import annotations
 
 import functools
+import itertools
 import threading
 from typing import Literal
 
@@ -85,7 +86,7 @@ class Binning(Estimator):
         codes = self._codes_into(x, f, i, b)
         return [
             discrete.dense_ids(discrete.row_keys(codes[start:stop].T, k[start:stop]))
-            for start, stop in zip(bounds[:-1], bounds[1:], strict=True)
+            for start, stop in itertools.pairwise(bounds)
         ]
 
     def information_plane(self, activity, labels):
