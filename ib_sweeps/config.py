@@ -128,20 +128,31 @@ class TrialConfig(BaseModel):
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
-    schedule: ScheduleSpec = schedules.Log()
+    schedule: ScheduleSpec = schedules.DeltaExact()
     estimators: Annotated[tuple[EstimatorSpec, ...], Field(min_length=1)] = DEFAULT_ESTIMATORS
 
     @model_validator(mode="after")
-    def _unique_keys(self):
+    def _cross_checks(self):
         keys = [e.key for e in self.estimators]
         dup = sorted({k for k in keys if keys.count(k) > 1})
         if dup:
             raise ValueError(f"estimators: metric keys {dup} repeat; give each estimator a distinct 'label'")
+        primary = getattr(self.schedule, "primary", None)
+        if primary is not None and primary not in keys:
+            raise ValueError(f"schedule: primary {primary!r} is not an estimator; allowed: {', '.join(keys)}")
+        late = [e for e in getattr(self.schedule, "epochs_", ()) if e > self.train.epochs]
+        if late:
+            raise ValueError(f"schedule: epochs {late} are beyond train.epochs = {self.train.epochs}")
         return self
+
+    def primary_estimator(self) -> int:
+        """Index of the estimator whose estimates drive an adaptive schedule (default: the first)."""
+        primary = getattr(self.schedule, "primary", None)
+        return [e.key for e in self.estimators].index(primary) if primary else 0
 
 
 # What a section missing from a config file holds before ``--set`` edits it.
-OVERRIDE_SEEDS = {"schedule": {"kind": "log"}, "estimators": [{"method": "binning"}]}
+OVERRIDE_SEEDS = {"schedule": {"kind": "delta_exact"}, "estimators": [{"method": "binning"}]}
 
 _TAGS = set(schedules.REGISTRY) | set(estimators.REGISTRY)
 
@@ -176,7 +187,8 @@ def _problem(err: dict) -> tuple[str, str]:
     msg = err["msg"].removeprefix("Value error, ")
     if kind == "extra_forbidden":
         parent = _model_at(loc[:-1])
-        allowed = ", ".join(f for f in parent.model_fields if f not in ("method", "kind")) if parent else "?"
+        fields = parent.model_fields.items() if parent else ()
+        allowed = ", ".join(f.alias or name for name, f in fields if name not in ("method", "kind")) or "?"
         return _key(loc[:-1]), f"unknown key {loc[-1]!r}; allowed keys: {allowed}"
     if kind == "union_tag_invalid":
         return _key(
@@ -215,7 +227,7 @@ def validate(raw: dict | None) -> TrialConfig:
 
 def to_dict(cfg: TrialConfig) -> dict:
     """Plain JSON-compatible dict of the config (round-trips through :func:`validate`)."""
-    return cfg.model_dump(mode="json")
+    return cfg.model_dump(mode="json", by_alias=True)
 
 
 def flatten(cfg: TrialConfig) -> dict[str, str]:
@@ -231,6 +243,8 @@ def flatten(cfg: TrialConfig) -> dict[str, str]:
 
     tree = to_dict(cfg)
     tree["estimators"] = {e.key: e.model_dump(mode="json", exclude={"label"}) for e in cfg.estimators}
+    if "segments" in tree["schedule"]:  # a list of mappings reads better as one param
+        tree["schedule"]["segments"] = json.dumps(tree["schedule"]["segments"])
     walk("", tree)
     return out
 

@@ -7,6 +7,8 @@ logits; its recorded activity is their softmax.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 # Keras activation names accepted per layer.
@@ -30,6 +32,12 @@ def layer_activations(cfg) -> list[str]:
     """One activation name per hidden layer (a single name applies to all)."""
     act = cfg.activation
     return [act] * len(cfg.hidden) if isinstance(act, str) else list(act)
+
+
+def count_params(cfg, n_inputs: int, n_classes: int) -> int:
+    """Number of weights and biases of the MLP."""
+    widths = [n_inputs, *cfg.hidden, n_classes]
+    return sum((a + 1) * b for a, b in itertools.pairwise(widths))
 
 
 def _initializers(cfg, fan_in: int, seed: int):

@@ -48,14 +48,18 @@ def information_vs_epoch(trace, estimator: int = 0):
         (axes[0], np.stack(trace.ixt)[:, estimator], "I(X;T) [bits]", trace.h_x),
         (axes[1], np.stack(trace.iyt)[:, estimator], "I(Y;T) [bits]", trace.h_y),
     ):
+        back = np.asarray(trace.reasons) == "backtracked"
         for j, name in enumerate(trace.layers):
-            ax.plot(epochs, values[:, j], label=name, lw=1.2)
+            (line,) = ax.plot(epochs, values[:, j], label=name, lw=1.2)
+            if back.any():
+                ax.plot(epochs[back], values[back, j], "x", ms=3, color=line.get_color())
         ax.axhline(bound, ls="--", color="0.5", lw=0.8)
         ax.set_xscale("log")
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
     axes[1].legend(fontsize=8)
-    fig.suptitle(f"Information vs epoch ({trace.estimators[estimator]})")
+    note = "; x: backtracked epochs" if "backtracked" in trace.reasons else ""
+    fig.suptitle(f"Information vs epoch ({trace.estimators[estimator]}){note}")
     return fig
 
 
@@ -80,6 +84,7 @@ def save_all(trace, directory) -> list:
     from pathlib import Path
 
     plt = _plt()
+    trace = trace.sorted()
     out, paths = Path(directory), []
     figures = [("learning_curves.png", learning_curves(trace))]
     for i, name in enumerate(trace.estimators):

@@ -3,6 +3,7 @@
 Saved as ``trace.npz`` (numpy, no pickles) with these arrays:
 
 * ``epochs`` int (m,): measured epochs, increasing; 0 is the untrained network.
+* ``reasons`` str (m,): why each epoch was measured: ``scheduled`` or ``backtracked``.
 * ``ixt``, ``iyt`` float (m, n_estimators, n_layers): I(X;T), I(Y;T) in bits.
 * ``estimators``, ``layers`` str: metric-key names of the estimators and layers.
 * ``history`` float (n_epochs + 1, 4): per-epoch loss and accuracy, columns
@@ -30,19 +31,41 @@ class Trace:
     epochs: list[int] = field(default_factory=list)
     ixt: list[np.ndarray] = field(default_factory=list)
     iyt: list[np.ndarray] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
 
-    def add(self, epoch: int, ixt: np.ndarray, iyt: np.ndarray) -> None:
-        """Append one measured epoch; ``ixt``/``iyt`` are (n_estimators, n_layers) in bits."""
+    def add(self, epoch: int, ixt: np.ndarray, iyt: np.ndarray, reason: str = "scheduled") -> None:
+        """Record one measured epoch (any order); ``ixt``/``iyt`` are (n_estimators, n_layers) in bits."""
         self.epochs.append(int(epoch))
         self.ixt.append(np.asarray(ixt, dtype=np.float64))
         self.iyt.append(np.asarray(iyt, dtype=np.float64))
+        self.reasons.append(reason)
+
+    def sorted(self) -> Trace:
+        """The same trace with measured epochs in increasing order."""
+        order = np.argsort(self.epochs, kind="stable")
+        pick = [int(i) for i in order]
+        return Trace(
+            self.estimators,
+            self.layers,
+            self.history_keys,
+            self.h_x,
+            self.h_y,
+            self.history,
+            [self.epochs[i] for i in pick],
+            [self.ixt[i] for i in pick],
+            [self.iyt[i] for i in pick],
+            [self.reasons[i] for i in pick],
+        )
 
     def arrays(self) -> dict[str, np.ndarray]:
+        """The npz arrays, epochs sorted."""
+        t = self.sorted()
         shape = (0, len(self.estimators), len(self.layers))
         return {
-            "epochs": np.asarray(self.epochs, dtype=np.int64),
-            "ixt": np.stack(self.ixt) if self.ixt else np.zeros(shape),
-            "iyt": np.stack(self.iyt) if self.iyt else np.zeros(shape),
+            "epochs": np.asarray(t.epochs, dtype=np.int64),
+            "reasons": np.asarray(t.reasons, dtype=str),
+            "ixt": np.stack(t.ixt) if t.ixt else np.zeros(shape),
+            "iyt": np.stack(t.iyt) if t.iyt else np.zeros(shape),
             "estimators": np.asarray(self.estimators, dtype=str),
             "layers": np.asarray(self.layers, dtype=str),
             "history_keys": np.asarray(self.history_keys, dtype=str),
@@ -69,4 +92,5 @@ def load(path: str | Path) -> Trace:
             epochs=z["epochs"].tolist(),
             ixt=list(z["ixt"]),
             iyt=list(z["iyt"]),
+            reasons=z["reasons"].tolist() if "reasons" in z else ["scheduled"] * len(z["epochs"]),
         )

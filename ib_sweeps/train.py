@@ -41,14 +41,39 @@ def make_optimizer(cfg):
 class TrainingCore:
     """Compiled training state. Build with :func:`build_core`."""
 
-    run: object  # tf.function: n_epochs -> list of layer activities
+    run: object  # tf.function: n_epochs -> (layer activities, snapshots (capacity, n_params) or None)
     history: object  # tf.Variable (epochs + 1, 4)
     layers: list
+    activity_at: object  # tf.function: flat weights (n_params,) -> list of layer activities
+    snapshot_capacity: int = 0  # most epochs one advance() keeps the weights of
     epoch: int = 0
+    _snapshots: object = None
 
     @property
     def layer_names(self) -> list[str]:
         return [layer.name for layer in self.layers]
+
+    def advance_with_snapshots(self, to_epoch: int):
+        """Like :meth:`advance`, and also the flat weights (k, n_params) after epochs ``epoch+1 .. to_epoch-1``.
+
+        Those are the epochs a backtracking schedule may need to measure later
+        (:meth:`activity_from`); at most ``snapshot_capacity`` epochs per call.
+        """
+        k = max(to_epoch - self.epoch - 1, 0)
+        if k > self.snapshot_capacity:
+            raise ValueError(f"cannot keep {k} snapshots; capacity is {self.snapshot_capacity}")
+        rows, acts = self.advance(to_epoch)
+        return rows, acts, self._snapshots[:k].numpy()
+
+    def activity_from(self, flat_weights: np.ndarray) -> list[np.ndarray]:
+        """Every layer's activity on the measured inputs for the given flat weights.
+
+        Stateless: the live network being trained is not touched, so this may run
+        in another thread while training goes on.
+        """
+        import tensorflow as tf
+
+        return [a.numpy() for a in self.activity_at(tf.constant(flat_weights, tf.float32))]
 
     def advance(self, to_epoch: int) -> tuple[np.ndarray, list[np.ndarray]]:
         """Train epochs ``epoch+1 .. to_epoch``; return their history rows and the activity.
@@ -64,7 +89,9 @@ class TrainingCore:
         first = self.epoch + 1 if to_epoch > 0 else 0
         import tensorflow as tf
 
-        acts = self.run(tf.constant(to_epoch - self.epoch, tf.int32))
+        if self.snapshot_capacity and to_epoch - self.epoch - 1 > self.snapshot_capacity:
+            raise ValueError(f"a core keeping snapshots advances at most {self.snapshot_capacity + 1} epochs a call")
+        acts, self._snapshots = self.run(tf.constant(to_epoch - self.epoch, tf.int32))
         rows = self.history[first : to_epoch + 1].numpy().astype(np.float64)
         bad = ~np.isfinite(rows).all(axis=1)
         if bad.any():
@@ -74,11 +101,13 @@ class TrainingCore:
         return rows, [a.numpy() for a in acts]
 
 
-def build_core(model_cfg, train_cfg, data, seed: int, jit: bool = True) -> TrainingCore:
+def build_core(model_cfg, train_cfg, data, seed: int, jit: bool = True, snapshot_capacity: int = 0) -> TrainingCore:
     """Build the model, optimizer and compiled epoch loop for ``data``.
 
     ``seed`` drives the weight initialisation and the minibatch order; the same
-    seed and config give identical numbers.
+    seed and config give identical numbers. ``snapshot_capacity``: how many
+    epochs' weights one call may keep for backtracking (memory: capacity x
+    parameters x 4 bytes).
     """
     import tensorflow as tf
 
@@ -97,6 +126,11 @@ def build_core(model_cfg, train_cfg, data, seed: int, jit: bool = True) -> Train
     epoch = tf.Variable(0, dtype=tf.int32, trainable=False)
     history = tf.Variable(tf.zeros([train_cfg.epochs + 1, 4]), trainable=False)
     seed_lo = tf.constant(int(shuffle_seed) & 0x7FFFFFFF, tf.int32)
+    shapes = [tuple(v.shape) for v in variables]
+    sizes = [int(np.prod(shape)) for shape in shapes]
+
+    def flat_weights():
+        return tf.concat([tf.reshape(v, [-1]) for v in variables], axis=0)
 
     def forward(x):
         outs, h = [], x
@@ -135,15 +169,42 @@ def build_core(model_cfg, train_cfg, data, seed: int, jit: bool = True) -> Train
             step(xs[n_full * bs :], ys[n_full * bs :])
         record()
 
+    def activities(outs):
+        return [*outs[:-1], tf.nn.softmax(outs[-1])]
+
     @tf.function(jit_compile=jit, reduce_retracing=True)
     def run(n_epochs):
         if epoch == 0:
             record()
         i = tf.constant(0)
-        while i < n_epochs:  # a plain while loop: tf.range(n) would make XLA compile per n
-            one_epoch()
-            i += 1
-        outs = forward(x_me)
-        return [*outs[:-1], tf.nn.softmax(outs[-1])]
+        # Loop-carried (not a variable), so XLA updates it in place instead of copying it every epoch.
+        # One row per epoch of the call; the last (to_epoch itself, measured live) is spare.
+        snaps = tf.zeros([snapshot_capacity + 1 if snapshot_capacity else 0, sum(sizes)])
+        if snapshot_capacity:  # static: one of the two loops is compiled
+            while i < n_epochs:  # a plain while loop: tf.range(n) would make XLA compile per n
+                one_epoch()
+                snaps = tf.tensor_scatter_nd_update(snaps, [[i]], [flat_weights()])
+                i += 1
+        else:
+            while i < n_epochs:
+                one_epoch()
+                i += 1
+        return activities(forward(x_me)), snaps
 
-    return TrainingCore(run=run, history=history, layers=layers)
+    @tf.function(jit_compile=jit, reduce_retracing=True)
+    def activity_at(flat):
+        outs, h, offset = [], x_me, 0
+        for layer in layers:
+            n_vars = len(layer.trainable_variables)
+            values = []
+            for shape, size in zip(shapes[offset : offset + n_vars], sizes[offset : offset + n_vars], strict=True):
+                values.append(tf.reshape(flat[:size], shape))
+                flat = flat[size:]
+            offset += n_vars
+            h, _ = layer.stateless_call(values, [], h)
+            outs.append(h)
+        return activities(outs)
+
+    return TrainingCore(
+        run=run, history=history, layers=layers, activity_at=activity_at, snapshot_capacity=snapshot_capacity
+    )

@@ -71,44 +71,100 @@ def run_trial(cfg: config.TrialConfig, opts: tracking.RunOptions | None = None) 
         log.params(config.flatten(cfg))
         log.text(_yaml(cfg), "config.yaml")
         trace, seconds = _train_and_measure(cfg, log, opts.progress)
-    return TrialResult(log.run_id, trace, seconds)
+    return TrialResult(log.run_id, trace.sorted(), seconds)
+
+
+def _snapshot_capacity(cfg, dataset, plan) -> int:
+    """Epochs of weights one gap may need, within the schedule's memory bound."""
+    if not plan.needs_snapshots:
+        return 0
+    from ib_sweeps import models
+
+    n_params = models.count_params(cfg.model, dataset.x_train.shape[1], dataset.n_classes)
+    by_memory = int(cfg.schedule.snapshot_mb * 2**20 // (4 * n_params))
+    return max(1, min(cfg.train.epochs, by_memory))
 
 
 def _train_and_measure(cfg, log, progress: bool):
+    from concurrent.futures import ThreadPoolExecutor
+
     from tqdm.auto import tqdm
 
-    from ib_sweeps import plots, train
+    from ib_sweeps import plots, schedules, train
 
     t_start = time.perf_counter()
     data_ss, model_ss = np.random.SeedSequence(cfg.seed).spawn(2)
     dataset = data.load(cfg.data, np.random.default_rng(data_ss))
-    core = train.build_core(cfg.model, cfg.train, dataset, int(model_ss.generate_state(1)[0]))
     labels = dataset.y_measure
     h_x, h_y = input_entropies(dataset)
-    keys = [e.key for e in cfg.estimators]
+    plan = cfg.schedule.plan(cfg.train.epochs, h_x, h_y)
+    capacity = _snapshot_capacity(cfg, dataset, plan)
+    plan.max_gap = capacity + 1 if plan.needs_snapshots else None
+    core = train.build_core(
+        cfg.model, cfg.train, dataset, int(model_ss.generate_state(1)[0]), snapshot_capacity=capacity
+    )
+    keys, primary = [e.key for e in cfg.estimators], cfg.primary_estimator()
     history = np.full((cfg.train.epochs + 1, len(train.HISTORY_KEYS)), np.nan)
     trace = Trace(keys, core.layer_names, list(train.HISTORY_KEYS), h_x, h_y, history)
     log.metrics([(0, {"entropy/x": h_x, "entropy/y": h_y})])
-    t_train = t_est = 0.0
+    seconds = {"train_s": 0.0, "estimate_s": 0.0}
+
+    def record(epoch, ixt, iyt, reason, steps=None):
+        trace.add(epoch, ixt, iyt, reason)
+        metrics = epoch_metrics(keys, core.layer_names, ixt, iyt)
+        metrics["schedule/backtracked"] = float(reason == "backtracked")
+        steps = steps or [(epoch, {})]
+        steps[-1][1].update(metrics)
+        log.metrics(steps)
+
+    def backtrack_gap(gap, snaps):
+        # Runs in a worker thread while training goes on; the live network is not touched.
+        found = []
+
+        def measure_epoch(epoch):
+            ixt, iyt = measure(cfg.estimators, core.activity_from(snaps[epoch - gap.a - 1]), labels)
+            found.append((epoch, ixt, iyt))
+            return np.stack([ixt[primary], iyt[primary]])
+
+        schedules.backtrack(gap, measure_epoch, plan.close, plan.budget)
+        return found
+
+    def harvest(futures, wait=False):
+        for fut in [f for f in futures if wait or f.done()]:
+            futures.remove(fut)
+            for epoch, ixt, iyt in fut.result():
+                record(epoch, ixt, iyt, "backtracked")
+
     bar = tqdm(total=cfg.train.epochs, unit="epoch", disable=not progress, mininterval=0.5)
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="backtrack") if plan.needs_snapshots else None
+    futures: list = []
     try:
-        for epoch in cfg.schedule.epochs(cfg.train.epochs):
+        while (epoch := plan.next()) is not None:
             first = core.epoch + 1 if epoch > 0 else 0
             t0 = time.perf_counter()
-            rows, activities = core.advance(int(epoch))
+            if pool is not None:
+                rows, activities, snaps = core.advance_with_snapshots(epoch)
+            else:
+                rows, activities = core.advance(epoch)
             t1 = time.perf_counter()
             ixt, iyt = measure(cfg.estimators, activities, labels)
-            t_est += time.perf_counter() - t1
-            t_train += t1 - t0
+            seconds["estimate_s"] += time.perf_counter() - t1
+            seconds["train_s"] += t1 - t0
             history[first : epoch + 1] = rows
-            trace.add(epoch, ixt, iyt)
-            steps = _history_steps(first, rows, train.HISTORY_KEYS)
-            steps[-1][1].update(epoch_metrics(keys, core.layer_names, ixt, iyt))
-            log.metrics(steps)
+            record(epoch, ixt, iyt, "scheduled", _history_steps(first, rows, train.HISTORY_KEYS))
+            gap = plan.observe(epoch, np.stack([ixt[primary], iyt[primary]]))
+            if gap is not None:
+                futures.append(pool.submit(backtrack_gap, gap, snaps))
+            harvest(futures)
             bar.update(int(epoch) - bar.n)
             bar.set_postfix({"loss": f"{rows[-1, 0]:.3g}", "test_acc": f"{rows[-1, 3]:.3f}"}, refresh=False)
+        t_wait = time.perf_counter()
+        harvest(futures, wait=True)
+        seconds["backtrack_wait_s"] = time.perf_counter() - t_wait
     except BaseException as err:
         bar.close()
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
         if isinstance(err, train.TrainingDiverged):
             history[err.first_epoch : err.first_epoch + len(err.rows)] = err.rows
             log.metrics(_history_steps(err.first_epoch, err.rows, train.HISTORY_KEYS))
@@ -118,8 +174,10 @@ def _train_and_measure(cfg, log, progress: bool):
             err.add_note(f"(saving the partial trace also failed: {save_err!r})")
         raise
     bar.close()
+    if pool is not None:
+        pool.shutdown()
     _save_artifacts(trace, log, plots)
-    seconds = {"train_s": t_train, "estimate_s": t_est, "total_s": time.perf_counter() - t_start}
+    seconds["total_s"] = time.perf_counter() - t_start
     log.metrics([(int(cfg.train.epochs), {f"time/{k}": v for k, v in seconds.items()})])
     return trace, seconds
 

@@ -30,7 +30,19 @@ BAD = [
     ({"data": {"measure_on": "val"}}, "data.measure_on: Input should be 'all', 'train' or 'test'; got 'val'"),
     ({"seed": -1}, "seed: Input should be greater than or equal to 0; got -1"),
     ({"seed": True}, "seed: Input should be a valid integer; got True"),
-    ({"schedule": {"kind": "cosine"}}, "schedule: unknown 'kind' 'cosine'; allowed: 'every', 'skip', 'log'"),
+    (
+        {"schedule": {"kind": "cosine"}},
+        "schedule: unknown 'kind' 'cosine'; allowed: 'every', 'skip', 'log', 'piecewise'",
+    ),
+    ({"schedule": {"kind": "delta_exact", "delta": 0}}, "schedule.delta: Input should be greater than 0; got 0"),
+    (
+        {"schedule": {"kind": "delta_approx", "multiplier": 1}},
+        "schedule.multiplier: Input should be greater than or equal to 2",
+    ),
+    (
+        {"schedule": {"kind": "delta_exact", "distance": "l2"}},
+        "schedule.distance: Input should be 'normalized' or 'absolute'",
+    ),
     ({"schedule": {"kind": "log", "n": 1}}, "schedule.n: Input should be greater than or equal to 2; got 1"),
     ({"schedule": {"kind": "skip", "n": 5}}, "schedule: unknown key 'n'; allowed keys: every"),
     ({"schedule": {"n": 5}}, "schedule: missing key 'kind'"),
@@ -84,8 +96,11 @@ def test_yaml_exponent_floats_and_round_trip(tmp_path):
 
 
 def test_overrides_edit_defaults_and_files(tmp_path):
-    cfg = load_config(None, ["schedule.n=50 train.epochs=100", "estimators.0.bin_size=0.07", "model.hidden=[4, 3]"])
-    assert cfg.schedule.n == 50 and cfg.train.epochs == 100 and cfg.model.hidden == (4, 3)
+    cfg = load_config(
+        None, ["schedule.delta=0.05 train.epochs=100", "estimators.0.bin_size=0.07", "model.hidden=[4, 3]"]
+    )
+    assert cfg.schedule.delta == 0.05 and cfg.train.epochs == 100 and cfg.model.hidden == (4, 3)
+    assert load_config(None, ["schedule.kind=log schedule.n=50"]).schedule.n == 50
     assert cfg.estimators[0].bin_size == 0.07 and cfg.estimators[0].n_bins is None
     assert load_config(None, ["schedule.kind=skip", "schedule.every=5"]).schedule.every == 5
     with pytest.raises(config.ConfigError, match="train: unknown key 'epoch'"):

@@ -81,3 +81,23 @@ def test_cannot_go_back():
     core.advance(3)
     with pytest.raises(ValueError, match="cannot go back"):
         core.advance(2)
+
+
+def test_snapshots_reproduce_the_live_network_and_do_not_perturb_training():
+    from ib_sweeps import train
+
+    cfg = config.validate({"train": {"epochs": 30}})
+    d = data.load(cfg.data, np.random.default_rng(0))
+    snap = train.build_core(cfg.model, cfg.train, d, 0, snapshot_capacity=6)
+    live = train.build_core(cfg.model, cfg.train, d, 0)
+    snap.advance(0), live.advance(0)
+    _, _, first = snap.advance_with_snapshots(7)  # a maximal call: capacity + 1 epochs
+    _, acts, second = snap.advance_with_snapshots(10)
+    assert first.shape == (6, 294) and second.shape == (2, 294)
+    for epoch, flat in [*zip(range(1, 7), first, strict=True), *zip((8, 9), second, strict=True)]:
+        _, expected = live.advance(epoch)
+        assert all(np.array_equal(a, b) for a, b in zip(expected, snap.activity_from(flat), strict=True))
+    _, expected = live.advance(10)
+    assert all(np.array_equal(a, b) for a, b in zip(expected, acts, strict=True))
+    with pytest.raises(ValueError, match="capacity is 6"):
+        snap.advance_with_snapshots(18)

@@ -1,5 +1,7 @@
 """One trial end to end into a real SQLite MLflow store: params, metrics, artifacts, failures."""
 
+import itertools
+
 import numpy as np
 import pytest
 import yaml
@@ -102,3 +104,23 @@ def test_tracking_uri_resolution(tmp_path, monkeypatch):
     assert tracking.resolve_tracking_uri() == f"sqlite:///{tmp_path}/sub/x.db"
     assert tracking.resolve_tracking_uri("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
     assert tracking.resolve_tracking_uri("sqlite:////abs/y.db") == "sqlite:////abs/y.db"
+
+
+def test_delta_exact_trial_backtracks_and_logs_true_steps(tracking_uri):
+    from ib_sweeps import schedules
+
+    cfg = config.validate(
+        {"train": {"epochs": 400, "learning_rate": 0.01}, "schedule": {"kind": "delta_exact", "delta": 0.03}}
+    )
+    result = run_trial(cfg, tracking.RunOptions(tracking_uri=tracking_uri, progress=False))
+    t = result.trace
+    assert t.epochs == sorted(t.epochs) and t.epochs[0] == 0 and t.epochs[-1] == 400
+    assert "backtracked" in t.reasons and "scheduled" in t.reasons
+    points = [np.stack([x[0], y[0]]) for x, y in zip(t.ixt, t.iyt, strict=True)]
+    for (a, p), (b, q) in itertools.pairwise(zip(t.epochs, points, strict=True)):
+        assert b - a == 1 or schedules.distance(p, q, t.h_x, t.h_y) <= 0.03
+    client = MlflowClient(tracking_uri)
+    steps = sorted(m.step for m in client.get_metric_history(result.run_id, "ixt/binning/layer_5"))
+    assert steps == t.epochs  # backtracked epochs are logged at their own epoch
+    flags = {m.step: m.value for m in client.get_metric_history(result.run_id, "schedule/backtracked")}
+    assert [flags[e] for e in t.epochs] == [float(r == "backtracked") for r in t.reasons]
