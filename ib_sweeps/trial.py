@@ -165,6 +165,10 @@ def _train_and_measure(cfg, log, progress: bool):
         bar.close()
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+            for fut in futures:  # keep gaps the worker had already filled in
+                if not fut.cancelled() and fut.exception() is None:
+                    for epoch, ixt, iyt in fut.result():
+                        record(epoch, ixt, iyt, "backtracked")
         if isinstance(err, train.TrainingDiverged):
             history[err.first_epoch : err.first_epoch + len(err.rows)] = err.rows
             log.metrics(_history_steps(err.first_epoch, err.rows, train.HISTORY_KEYS))
