@@ -13,7 +13,16 @@ import json
 import re
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, Field, PlainSerializer, PlainValidator, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    Discriminator,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    Tag,
+    ValidationError,
+    model_validator,
+)
 
 from ib_sweeps import data, estimators, models, schedules
 from ib_sweeps.types import FROZEN, Float, Int, PositiveFloat, PositiveInt
@@ -56,11 +65,19 @@ def _batch_size(v):
     raise ValueError(f"got {v!r}; allowed: a positive integer or 'full' (full-batch gradient descent)")
 
 
-def _tagged(registry: dict, tag: str):
+def _tagged(registry: dict, tag: str, default: str | None = None):
+    """Union of the registry's models, told apart by ``tag`` (``default`` when the key is absent)."""
     classes = tuple(registry.values())
     if len(classes) == 1:
         return classes[0]
-    return Annotated[Union[classes], Field(discriminator=tag)]  # noqa: UP007
+    if default is None:
+        return Annotated[Union[classes], Field(discriminator=tag)]  # noqa: UP007
+
+    def pick(v):
+        return v.get(tag, default) if isinstance(v, dict) else getattr(v, tag, None)
+
+    members = tuple(Annotated[cls, Tag(name)] for name, cls in registry.items())
+    return Annotated[Union[members], Discriminator(pick)]  # noqa: UP007
 
 
 class DataConfig(BaseModel):
@@ -116,7 +133,7 @@ class TrainConfig(BaseModel):
 
 
 ScheduleSpec = _tagged(schedules.REGISTRY, "kind")
-EstimatorSpec = _tagged(estimators.REGISTRY, "method")
+EstimatorSpec = _tagged(estimators.REGISTRY, "method", default="binning")
 DEFAULT_ESTIMATORS = (estimators.get("binning"),)
 
 
@@ -191,9 +208,8 @@ def _problem(err: dict) -> tuple[str, str]:
         allowed = ", ".join(f.alias or name for name, f in fields if name not in ("method", "kind")) or "?"
         return _key(loc[:-1]), f"unknown key {loc[-1]!r}; allowed keys: {allowed}"
     if kind == "union_tag_invalid":
-        return _key(
-            loc
-        ), f"unknown {err['ctx']['discriminator']} {err['ctx']['tag']!r}; allowed: {err['ctx']['expected_tags']}"
+        tag = err["ctx"]["discriminator"].replace("pick()", "'method'")  # the estimators' callable discriminator
+        return _key(loc), f"unknown {tag} {err['ctx']['tag']!r}; allowed: {err['ctx']['expected_tags']}"
     if kind == "union_tag_not_found":
         return _key(loc), f"missing key {err['ctx']['discriminator']}"
     if kind == "value_error":

@@ -51,7 +51,18 @@ BAD = [
     ({"estimators": [{"bin_size": 0}]}, "estimators[0].bin_size: Input should be greater than 0; got 0"),
     ({"estimators": [{"n_bins": 30, "bin_size": 0.07}]}, "estimators[0].bin_size: set either n_bins"),
     ({"estimators": [{"range": [1, -1]}]}, "estimators[0].range: must be [lo, hi] with lo < hi"),
-    ({"estimators": [{"method": "kde"}]}, "estimators[0].method: Input should be 'binning'; got 'kde'"),
+    (
+        {"estimators": [{"method": "kde"}]},
+        "estimators[0]: unknown 'method' 'kde'; allowed: 'binning', 'adaptive_binning'",
+    ),
+    (
+        {"estimators": [{"method": "kde_upper", "n_bins": 3}]},
+        "estimators[0]: unknown key 'n_bins'; allowed keys: label",
+    ),
+    (
+        {"estimators": [{"method": "kde_lower", "noise_variance": 0}]},
+        "estimators[0].noise_variance: Input should be greater than 0",
+    ),
     ({"estimators": [{}, {"n_bins": 10}]}, "estimators: metric keys ['binning'] repeat"),
     ([1, 2], "a config must be a mapping"),
 ]

@@ -16,7 +16,7 @@ def test_registry_lists_methods():
 
 
 def test_unknown_method_lists_valid_names():
-    with pytest.raises(ValueError, match="unknown estimator 'nope'; available: binning"):
+    with pytest.raises(ValueError, match="unknown estimator 'nope'; available: adaptive_binning, binning"):
         estimators.get("nope")
 
 

@@ -5,7 +5,7 @@ distinct input with X uniform over the rows; ``labels`` is int (n_inputs,).
 
 >>> from ib_sweeps import estimators
 >>> estimators.available()
-['binning']
+['adaptive_binning', 'binning', 'kde_lower', 'kde_upper']
 >>> ixt, iyt = estimators.information_plane(activity, labels, method="binning", n_bins=30)
 """
 
@@ -13,10 +13,17 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
+from ib_sweeps.estimators.adaptive import AdaptiveBinning
 from ib_sweeps.estimators.base import Estimator, check_activity
 from ib_sweeps.estimators.binning import Binning
+from ib_sweeps.estimators.kde import KDELower, KDEUpper
 
-REGISTRY: dict[str, type[Estimator]] = {"binning": Binning}
+REGISTRY: dict[str, type[Estimator]] = {
+    "binning": Binning,
+    "adaptive_binning": AdaptiveBinning,
+    "kde_upper": KDEUpper,
+    "kde_lower": KDELower,
+}
 
 __all__ = [
     "REGISTRY",
