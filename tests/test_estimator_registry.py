@@ -69,3 +69,21 @@ def test_batch_equals_per_layer(method):
     est = estimators.get(method)
     expected = [est.information_plane(a, y) for a in layers]
     assert est.information_planes(layers, y) == pytest.approx(np.array(expected), abs=1e-12)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_conv_reducers(method):
+    rng = np.random.default_rng(6)
+    conv = np.tanh(rng.normal(size=(200, 3, 2, 4)))  # (inputs, height, width, channels)
+    y = rng.integers(0, 2, 200)
+    concat = estimators.get(method, reducer="concat")
+    mean = estimators.get(method, reducer="mean")
+    assert concat.information_plane(conv, y) == pytest.approx(concat.information_plane(conv.reshape(200, -1), y))
+    per_channel = [concat.information_plane(conv[..., c].reshape(200, -1), y) for c in range(4)]
+    assert mean.information_plane(conv, y) == pytest.approx(tuple(np.mean(per_channel, axis=0)))
+    dense = np.tanh(rng.normal(size=(200, 5)))
+    assert mean.information_plane(dense, y) == concat.information_plane(dense, y)  # 2-D is used as it is
+    both = mean.information_planes([conv, dense], y)
+    assert both[0] == pytest.approx(mean.information_plane(conv, y)) and both[1] == pytest.approx(
+        concat.information_plane(dense, y)
+    )

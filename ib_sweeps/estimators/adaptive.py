@@ -47,9 +47,8 @@ class AdaptiveBinning(Estimator):
             codes[:, j] = np.searchsorted(np.sort(col), col, side="left") * self.n_bins // n
         return codes
 
-    def information_plane(self, activity, labels):
+    def _plane(self, a, y):
         """(I(X;T), I(Y;T)) in bits; see the module docstring."""
-        a, y = check_activity(activity, labels)
         table = discrete.joint_counts(discrete.dense_ids(discrete.row_keys(self.codes(a))), discrete.dense_ids(y))
         h_t = discrete.entropy_of_counts(table.sum(axis=1))
         h_y = discrete.entropy_of_counts(table.sum(axis=0))

@@ -8,6 +8,8 @@ An estimator is a frozen pydantic model: its fields are its parameters
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 from pydantic import BaseModel
 
@@ -15,28 +17,65 @@ from ib_sweeps.types import FROZEN, Str
 
 
 class Estimator(BaseModel):
-    """Base class of all estimators. Subclasses set ``method: Literal[name]``."""
+    """Base class of all estimators. Subclasses set ``method: Literal[name]`` and implement ``_plane``.
+
+    ``reducer`` applies to activity with more than two axes (convolutional layers,
+    channels last): ``concat`` flattens all channels into one vector per input
+    and estimates once; ``mean`` estimates each channel (its spatial positions
+    as the vector) and averages the estimates (the two estimates of the 2019
+    CNN information-bottleneck report). 2-D activity is used as it is.
+    """
 
     model_config = FROZEN
     # Name under which a trial logs this estimator's metrics; defaults to ``method``.
     label: Str | None = None
+    reducer: Literal["concat", "mean"] = "concat"
 
     @property
     def key(self) -> str:
         """Metric-key segment: ``label`` if given, else ``method``."""
         return self.label or self.method
 
-    def information_plane(self, activity: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    def information_plane(self, activity, labels) -> tuple[float, float]:
         """(I(X;T), I(Y;T)) in bits for one layer.
 
         ``activity``: (n_inputs, n_units) float, one row per distinct input with
-        X uniform over the rows; ``labels``: int (n_inputs,).
+        X uniform over the rows (or (n_inputs, ..., channels), see ``reducer``);
+        ``labels``: int (n_inputs,).
         """
-        raise NotImplementedError
+        return tuple(float(v) for v in self.information_planes([activity], labels)[0])
 
     def information_planes(self, activities, labels) -> np.ndarray:
         """(n_layers, 2) array of (I(X;T), I(Y;T)) in bits, one row per layer's activity."""
-        return np.array([self.information_plane(a, labels) for a in activities], dtype=np.float64).reshape(-1, 2)
+        flat, owner = [], []
+        for i, activity in enumerate(activities):
+            parts = self._reduce(activity)
+            flat += parts
+            owner += [i] * len(parts)
+        checked = [check_activity(a, labels)[0] for a in flat]
+        _, y = check_activity(checked[0], labels) if checked else (None, None)
+        values = self._planes(checked, y) if checked else np.zeros((0, 2))
+        owner = np.asarray(owner, dtype=np.int64)
+        counts = np.bincount(owner, minlength=len(activities))
+        out = np.zeros((len(activities), 2))
+        np.add.at(out, owner, values)
+        return out / np.maximum(counts, 1)[:, None]
+
+    def _reduce(self, activity) -> list[np.ndarray]:
+        a = np.asarray(activity)
+        if a.ndim <= 2:
+            return [a]
+        if self.reducer == "concat":
+            return [a.reshape(len(a), -1)]
+        by_channel = np.moveaxis(a, -1, 0).reshape(a.shape[-1], len(a), -1)
+        return list(by_channel)
+
+    def _planes(self, activities: list[np.ndarray], labels: np.ndarray) -> np.ndarray:
+        """(n, 2) (I(X;T), I(Y;T)) in bits of validated 2-D activities; override to batch."""
+        return np.array([self._plane(a, labels) for a in activities], dtype=np.float64).reshape(-1, 2)
+
+    def _plane(self, activity: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+        raise NotImplementedError
 
 
 def check_activity(activity, labels=None) -> tuple[np.ndarray, np.ndarray | None]:

@@ -89,17 +89,12 @@ class Binning(Estimator):
             for start, stop in itertools.pairwise(bounds)
         ]
 
-    def information_plane(self, activity, labels):
-        """(I(X;T), I(Y;T)) in bits; see the module docstring."""
-        return tuple(self.information_planes([activity], labels)[0])
-
-    def information_planes(self, activities, labels) -> np.ndarray:
-        """(n_layers, 2) array of (I(X;T), I(Y;T)) in bits for the layers' activities."""
-        checked = [check_activity(a, labels)[0] for a in activities]
-        y = discrete.dense_ids(check_activity(checked[0], labels)[1]) if checked else None
-        h_y = discrete.entropy(y) if checked else 0.0
-        out = np.empty((len(checked), 2))
-        for row, t in zip(out, self._layer_ids(checked) if checked else [], strict=True):
+    def _planes(self, activities, labels) -> np.ndarray:
+        """(n_layers, 2) (I(X;T), I(Y;T)) in bits; all layers binned in one pass, labels hashed once."""
+        y = discrete.dense_ids(labels)
+        h_y = discrete.entropy(y)
+        out = np.empty((len(activities), 2))
+        for row, t in zip(out, self._layer_ids(activities), strict=True):
             table = discrete.joint_counts(t, y)
             h_t = discrete.entropy_of_counts(table.sum(axis=1))
             row[:] = h_t, max(0.0, h_t + h_y - discrete.entropy_of_counts(table))

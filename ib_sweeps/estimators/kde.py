@@ -81,9 +81,8 @@ class _KDE(Estimator):
     def _scale(self) -> float:
         raise NotImplementedError
 
-    def information_plane(self, activity, labels):
+    def _plane(self, a, y):
         """(I(X;T), I(Y;T)) in bits of the noisy layer T = activity + N(0, noise_variance I)."""
-        a, y = check_activity(activity, labels)
         order = np.argsort(y, kind="stable")
         t, y = np.asarray(a, dtype=np.float64)[order], y[order]
         total, within = kernel_row_sums(t, self._scale(), y, self.block)
