@@ -5,7 +5,7 @@ distinct input with X uniform over the rows; ``labels`` is int (n_inputs,).
 
 >>> from ib_sweeps import estimators
 >>> estimators.available()
-['adaptive_binning', 'binning', 'kde_lower', 'kde_upper']
+['adaptive_binning', 'binning', 'kde_lower', 'kde_upper', 'ksg']
 >>> ixt, iyt = estimators.information_plane(activity, labels, method="binning", n_bins=30)
 """
 
@@ -17,12 +17,14 @@ from ib_sweeps.estimators.adaptive import AdaptiveBinning
 from ib_sweeps.estimators.base import Estimator, check_activity
 from ib_sweeps.estimators.binning import Binning
 from ib_sweeps.estimators.kde import KDELower, KDEUpper
+from ib_sweeps.estimators.ksg import KSG
 
 REGISTRY: dict[str, type[Estimator]] = {
     "binning": Binning,
     "adaptive_binning": AdaptiveBinning,
     "kde_upper": KDEUpper,
     "kde_lower": KDELower,
+    "ksg": KSG,
 }
 
 __all__ = [

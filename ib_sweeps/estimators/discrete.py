@@ -24,7 +24,7 @@ def row_keys(codes: np.ndarray, scratch: np.ndarray | None = None) -> np.ndarray
     ``scratch``, a float64 (d, n) buffer, saves an allocation.
     """
     lo = codes.min(axis=0)
-    radix = (codes.max(axis=0) - lo + 1).astype(np.float64)
+    radix = codes.max(axis=0).astype(np.float64) - lo.astype(np.float64) + 1  # in float: no int overflow
     bound = np.prod(radix)
     if bound < 2**53:
         weights = np.concatenate((np.cumprod(radix[::-1])[-2::-1], [1.0]))  # Horner place values
@@ -38,7 +38,10 @@ def row_keys(codes: np.ndarray, scratch: np.ndarray | None = None) -> np.ndarray
             key += codes[:, j]
             key -= int(lo[j])
         return key
-    small = np.ascontiguousarray(codes - lo, dtype=np.min_scalar_type(int(radix.max())))
+    if radix.max() < 2**32:  # rows as bytes of the shifted codes, else of the codes themselves
+        small = np.ascontiguousarray(codes - lo, dtype=np.min_scalar_type(int(radix.max())))
+    else:
+        small = np.ascontiguousarray(codes)
     rows = small.view(np.dtype((np.void, small.dtype.itemsize * small.shape[1]))).ravel()
     return np.unique(rows, return_inverse=True)[1].ravel().astype(np.int64)
 
