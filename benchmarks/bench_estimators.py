@@ -12,10 +12,9 @@ Usage: python benchmarks/bench_estimators.py
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 from scipy.special import logsumexp
+from timing import best_of
 
 from ib_sweeps import config, data, estimators, runtime
 
@@ -48,15 +47,6 @@ def brute_force_ksg(a, b, k=3):
     return max(0.0, digamma(k) + digamma(n) - np.mean(digamma(n_a + 1) + digamma(n_b + 1))) / np.log(2)
 
 
-def best(fn, repeats=3):
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
-
-
 def main() -> None:
     runtime.configure_tensorflow(1)
     from ib_sweeps import train
@@ -68,8 +58,8 @@ def main() -> None:
     est = estimators.get("kde_upper", noise_variance=var)
     ours = est.information_planes(layers, y)
     ref = np.array([reference_kde_upper(a, y, var) for a in layers])
-    t_ref = best(lambda: [reference_kde_upper(a, y, var) for a in layers])
-    t_ours = best(lambda: est.information_planes(layers, y))
+    t_ref = best_of(lambda: [reference_kde_upper(a, y, var) for a in layers], 3)
+    t_ours = best_of(lambda: est.information_planes(layers, y), 3)
     print(f"kde_upper, 6 layers x 4096 inputs, noise variance {var}:")
     print(f"  reference (full matrix + logsumexp): {t_ref:6.2f} s")
     print(f"  ib_sweeps                          : {t_ours:6.2f} s   ratio {t_ref / t_ours:5.1f}x")
@@ -81,8 +71,8 @@ def main() -> None:
     ksg = estimators.get("ksg", jitter=0.0)  # no jitter: both see the same points
     mi = ksg.mutual_information(a, b)
     assert abs(mi - brute_force_ksg(a, b)) < 1e-9
-    t_brute = best(lambda: brute_force_ksg(a, b), 1)
-    t_tree = best(lambda: ksg.mutual_information(a, b))
+    t_brute = best_of(lambda: brute_force_ksg(a, b), 1)
+    t_tree = best_of(lambda: ksg.mutual_information(a, b), 3)
     print(f"ksg, n = 10 000 (3-D vs 2-D), I = {mi:.3f} bits:")
     print(f"  brute-force O(n^2) neighbours      : {t_brute:6.2f} s")
     print(f"  ib_sweeps (cKDTree)                : {t_tree:6.2f} s   ratio {t_brute / t_tree:5.1f}x")

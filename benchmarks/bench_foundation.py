@@ -21,6 +21,7 @@ import argparse
 import time
 
 import numpy as np
+from timing import best_of, interleaved_best
 
 from ib_sweeps import config, data, estimators, runtime
 
@@ -76,27 +77,6 @@ def reference_binning(layers, y, edges):
         h_t = h(digitized)
         out.append((h_t, h_t - sum(np.mean(y == k) * h(digitized[y == k]) for k in np.unique(y))))
     return out
-
-
-def best_of(fn, repeats: int) -> float:
-    """Best wall time of ``repeats`` back-to-back calls (warm caches, as timeit does)."""
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
-
-
-def interleaved_best(baseline, ours, rounds: int = 30) -> tuple[float, float]:
-    """Best wall time of each, alternating calls: each runs after the other has churned the caches."""
-    best = [np.inf, np.inf]
-    for _ in range(rounds):
-        for i, fn in enumerate((baseline, ours)):
-            t = time.perf_counter()
-            fn()
-            best[i] = min(best[i], time.perf_counter() - t)
-    return best[0], best[1]
 
 
 def main() -> None:
