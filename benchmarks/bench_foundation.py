@@ -23,7 +23,7 @@ import time
 import numpy as np
 from timing import best_of, interleaved_best
 
-from ib_sweeps import config, data, estimators, runtime
+from ib_sweeps import config, data, estimators, runtime, schedules
 
 
 def keras_fit_epochs_per_s(cfg, d, epochs: int, capture: bool = True) -> float:
@@ -107,7 +107,7 @@ def main() -> None:
     keras_rate = keras_fit_epochs_per_s(cfg, d, n)
     keras_plain = keras_fit_epochs_per_s(cfg, d, n, capture=False)
     every_rate = core_epochs_per_s(cfg, d, np.arange(1, n + 1))
-    log_stops = cfg.schedule.epochs(8000)[1:] - 1
+    log_stops = schedules.Log(n=300).epochs(8000)[1:] - 1
     log_rate = core_epochs_per_s(cfg, d, log_stops[log_stops >= 1])
     print(f"(a) training with activity capture, default 12-bit net, {args.cpus} thread(s)")
     print(f"    Keras model.fit + per-epoch predict : {keras_rate:9.1f} epochs/s")

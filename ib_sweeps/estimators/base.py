@@ -55,6 +55,8 @@ class Estimator(BaseModel):
         checked = [check_activity(a, labels)[0] for a in flat]
         _, y = check_activity(checked[0], labels) if checked else (None, None)
         values = self._planes(checked, y) if checked else np.zeros((0, 2))
+        if len(flat) == len(activities):  # nothing was split per channel
+            return np.asarray(values, dtype=np.float64).reshape(-1, 2)
         owner = np.asarray(owner, dtype=np.int64)
         counts = np.bincount(owner, minlength=len(activities))
         out = np.zeros((len(activities), 2))
