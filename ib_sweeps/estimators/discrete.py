@@ -25,7 +25,8 @@ def row_keys(codes: np.ndarray, scratch: np.ndarray | None = None) -> np.ndarray
     """
     lo = codes.min(axis=0)
     radix = codes.max(axis=0).astype(np.float64) - lo.astype(np.float64) + 1  # in float: no int overflow
-    bound = np.prod(radix)
+    with np.errstate(over="ignore"):  # an inf bound just selects the byte-wise path
+        bound = np.prod(radix)
     if bound < 2**53:
         weights = np.concatenate((np.cumprod(radix[::-1])[-2::-1], [1.0]))  # Horner place values
         as_float = np.empty(codes.T.shape) if scratch is None else scratch
