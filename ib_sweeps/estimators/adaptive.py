@@ -22,7 +22,7 @@ import numpy as np
 from pydantic import Field
 
 from ib_sweeps.estimators import discrete
-from ib_sweeps.estimators.base import Estimator, check_activity
+from ib_sweeps.estimators.base import Estimator, check_activity, check_pair
 
 
 class AdaptiveBinning(Estimator):
@@ -61,9 +61,6 @@ class AdaptiveBinning(Estimator):
 
     def mutual_information(self, a, b) -> float:
         """Plug-in I(bin(a); bin(b)) in bits; ``a``: (n, d_a), ``b``: (n, d_b)."""
-        a, _ = check_activity(a)
-        b, _ = check_activity(b)
-        if len(a) != len(b):
-            raise ValueError(f"a has {len(a)} rows but b has {len(b)}")
+        a, b = check_pair(a, b)
         ids = [discrete.dense_ids(discrete.row_keys(self.codes(x))) for x in (a, b)]
         return discrete.mutual_information(*ids)

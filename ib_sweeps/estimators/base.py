@@ -52,9 +52,8 @@ class Estimator(BaseModel):
             parts = self._reduce(activity)
             flat += parts
             owner += [i] * len(parts)
-        checked = [check_activity(a, labels)[0] for a in flat]
-        _, y = check_activity(checked[0], labels) if checked else (None, None)
-        values = self._planes(checked, y) if checked else np.zeros((0, 2))
+        checked = [check_activity(a, labels) for a in flat]
+        values = self._planes([a for a, _ in checked], checked[0][1]) if checked else np.zeros((0, 2))
         if len(flat) == len(activities):  # nothing was split per channel
             return np.asarray(values, dtype=np.float64).reshape(-1, 2)
         owner = np.asarray(owner, dtype=np.int64)
@@ -78,6 +77,15 @@ class Estimator(BaseModel):
 
     def _plane(self, activity: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
         raise NotImplementedError
+
+
+def check_pair(a, b) -> tuple[np.ndarray, np.ndarray]:
+    """Validate paired samples ``a`` (n, d_a) and ``b`` (n, d_b) as :func:`check_activity` does."""
+    a, _ = check_activity(a)
+    b, _ = check_activity(b)
+    if len(a) != len(b):
+        raise ValueError(f"a has {len(a)} rows but b has {len(b)}")
+    return a, b
 
 
 def check_activity(activity, labels=None) -> tuple[np.ndarray, np.ndarray | None]:

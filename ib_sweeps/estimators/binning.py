@@ -26,7 +26,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from ib_sweeps.estimators import discrete
-from ib_sweeps.estimators.base import Estimator, check_activity
+from ib_sweeps.estimators.base import Estimator, check_activity, check_pair
 from ib_sweeps.types import Float, PositiveFloat
 
 DEFAULT_N_BINS = 30
@@ -107,10 +107,7 @@ class Binning(Estimator):
 
     def mutual_information(self, a, b) -> float:
         """Plug-in I(bin(a); bin(b)) in bits; ``a``: (n, d_a), ``b``: (n, d_b)."""
-        a, _ = check_activity(a)
-        b, _ = check_activity(b)
-        if len(a) != len(b):
-            raise ValueError(f"a has {len(a)} rows but b has {len(b)}")
+        a, b = check_pair(a, b)
         return discrete.mutual_information(self.state_ids(a), self.state_ids(b))
 
 

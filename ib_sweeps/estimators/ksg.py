@@ -31,7 +31,7 @@ from scipy.spatial import cKDTree
 from scipy.special import digamma
 
 from ib_sweeps.estimators import discrete
-from ib_sweeps.estimators.base import Estimator, check_activity
+from ib_sweeps.estimators.base import Estimator, check_activity, check_pair
 
 LN2 = np.log(2.0)
 
@@ -60,10 +60,7 @@ class KSG(Estimator):
 
     def mutual_information(self, a, b) -> float:
         """KSG estimate of I(A;B) in bits for continuous ``a`` (n, d_a) and ``b`` (n, d_b), clipped at 0."""
-        a, _ = check_activity(a)
-        b, _ = check_activity(b)
-        if len(a) != len(b):
-            raise ValueError(f"a has {len(a)} rows but b has {len(b)}")
+        a, b = check_pair(a, b)
         if len(a) <= self.k:
             raise ValueError(f"need more than k = {self.k} samples; got {len(a)}")
         rng = np.random.default_rng(self.seed)

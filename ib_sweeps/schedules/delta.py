@@ -57,7 +57,6 @@ class Budget:
 @dataclass
 class DeltaPlan(Plan):
     n_epochs: int
-    delta: float
     multiplier: int
     backtrack: bool
     shrink: bool
@@ -67,7 +66,6 @@ class DeltaPlan(Plan):
     skip: int = 1
     last: int | None = None
     last_point: np.ndarray | None = None
-    _pending: int | None = None
 
     @property
     def needs_snapshots(self) -> bool:
@@ -86,7 +84,6 @@ class DeltaPlan(Plan):
             target = self.n_epochs  # budget spent: only the last epoch is left to measure
             if not self.budget.take(final=True):
                 return None
-        self._pending = target
         return target
 
     def observe(self, epoch: int, point: np.ndarray) -> Gap | None:
@@ -138,7 +135,7 @@ class _Delta(Schedule):
             return distance(p, q, hx, hy) <= delta
 
         budget = Budget(np.inf if self.max_evaluations is None else self.max_evaluations)
-        return DeltaPlan(n_epochs, delta, self.multiplier, backtrack, shrink, close, budget)
+        return DeltaPlan(n_epochs, self.multiplier, backtrack, shrink, close, budget)
 
 
 class DeltaExact(_Delta):
