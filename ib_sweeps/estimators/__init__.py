@@ -7,6 +7,7 @@ distinct input with X uniform over the rows; ``labels`` is int (n_inputs,).
 >>> estimators.available()
 ['adaptive_binning', 'binning', 'kde_lower', 'kde_upper', 'ksg']
 >>> ixt, iyt = estimators.information_plane(activity, labels, method="binning", n_bins=30)
+>>> ixt, iyt = estimators.pooled_information_plane([act_998, act_999, act_1000], labels)  # as-if-random
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ __all__ = [
     "get",
     "information_plane",
     "mutual_information",
+    "pooled_information_plane",
 ]
 
 
@@ -60,6 +62,15 @@ def get(method: str, **params) -> Estimator:
 def information_plane(activity, labels, *, method: str = "binning", **params) -> tuple[float, float]:
     """(I(X;T), I(Y;T)) in bits of one layer's activity (n_inputs, n_units)."""
     return get(method, **params).information_plane(activity, labels)
+
+
+def pooled_information_plane(activities, labels, *, method: str = "binning", **params) -> tuple[float, float]:
+    """(I(X;T), I(Y;T)) in bits of one layer's activity pooled over W consecutive epochs ("as-if-random").
+
+    ``activities``: W arrays (n_inputs, n_units), one per epoch; rows are
+    (input, epoch) pairs, X the input; see :meth:`Estimator.pooled_information_plane`.
+    """
+    return get(method, **params).pooled_information_plane(activities, labels)
 
 
 def entropy(samples, *, method: str = "binning", **params) -> float:

@@ -54,6 +54,11 @@ class AdaptiveBinning(Estimator):
         h_y = discrete.entropy_of_counts(table.sum(axis=0))
         return h_t, max(0.0, h_t + h_y - discrete.entropy_of_counts(table))
 
+    def _group_information(self, activity, groups) -> float:
+        """Plug-in I(G; bin(T)) in bits, as ``_plane``'s I(Y;T), in O(n) memory for any number of groups."""
+        t = discrete.dense_ids(discrete.row_keys(self.codes(activity)))
+        return discrete.mutual_information(t, discrete.dense_ids(groups))
+
     def entropy(self, samples) -> float:
         """Plug-in entropy H(bin(samples)) in bits; ``samples``: (n, d)."""
         a, _ = check_activity(samples)

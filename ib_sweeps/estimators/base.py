@@ -13,6 +13,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel
 
+from ib_sweeps.estimators import discrete
 from ib_sweeps.types import FROZEN, Str
 
 
@@ -61,6 +62,74 @@ class Estimator(BaseModel):
         out = np.zeros((len(activities), 2))
         np.add.at(out, owner, values)
         return out / np.maximum(counts, 1)[:, None]
+
+    def pooled_information_plane(self, activities, labels) -> tuple[float, float]:
+        """(I(X;T), I(Y;T)) in bits of one layer's activity pooled over a window of W epochs.
+
+        The "as-if-random" estimate: the weights are treated as drawn uniformly
+        from the window, so T is a random function of X. ``activities``: W arrays
+        (n_inputs, n_units) (or more axes, see ``reducer``), one per epoch, all of
+        one shape; ``labels``: int (n_inputs,). The W activities become one sample
+        of n_inputs x W rows, one per (input, epoch), with X the input's identity
+        (uniform) and Y its label. Both quantities are this estimator's I(G;T) for
+        a discrete grouping G of the rows (the form of its I(Y;T)): G = input for
+        I(X;T), G = label for I(Y;T). So I(X;T) falls below H(X) = log2(n_inputs),
+        even for a deterministic network, as far as the representation of an
+        input moves within the window.
+
+        Each estimate is clipped to [0, H(G)] (a kNN estimate can overshoot).
+        W = 1 is the ordinary :meth:`information_plane`, exactly. Activity with
+        more than two axes is reduced per epoch by ``reducer`` (``mean``: each
+        channel pooled on its own, the estimates averaged). Cost: estimates on
+        n_inputs x W rows (pairwise estimators: ~2 W^2 times an ordinary one).
+        """
+        acts = [np.asarray(a) for a in activities]
+        if not acts:
+            raise ValueError("activities must hold at least one epoch's activity (window W >= 1); got none")
+        for i, a in enumerate(acts):
+            if a.ndim < 2:
+                raise ValueError(
+                    f"activities must be W arrays (n_inputs, n_units), one per epoch; item {i} has shape {a.shape}"
+                )
+            if a.shape != acts[0].shape:
+                raise ValueError(
+                    f"every epoch's activity must have one shape; epoch 0 has {acts[0].shape}, epoch {i} has {a.shape}"
+                )
+        if len(acts) == 1:
+            return self.information_plane(acts[0], labels)
+        parts = [self._reduce(a) for a in acts]  # per epoch: the 2-D arrays to estimate on
+        _, y = check_activity(parts[0][0], labels)
+        h_x, h_y = np.log2(len(y)), discrete.entropy(discrete.dense_ids(y))
+        values = []
+        for k in range(len(parts[0])):
+            samples = np.stack([p[k] for p in parts], axis=1)  # (n_inputs, W, n_units)
+            check_activity(samples.reshape(-1, samples.shape[2]))
+            ixt, iyt = self._pooled_plane(samples, y)
+            values.append((min(max(ixt, 0.0), h_x), min(max(iyt, 0.0), h_y)))
+        ixt, iyt = np.mean(values, axis=0)
+        return float(ixt), float(iyt)
+
+    def _pooled_plane(self, samples: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+        """(I(X;T), I(Y;T)) in bits of validated ``samples`` (n_inputs, W, n_units), labels int (n_inputs,).
+
+        Default: the rows (input-major) grouped by input, then by label, each
+        through :meth:`_group_information`. Override to estimate from the W
+        samples of T given each input more directly, never to change the quantity.
+        """
+        n, w, _ = samples.shape
+        pooled = samples.reshape(n * w, -1)
+        return (
+            self._group_information(pooled, np.repeat(np.arange(n), w)),
+            self._group_information(pooled, np.repeat(labels, w)),
+        )
+
+    def _group_information(self, activity: np.ndarray, groups: np.ndarray) -> float:
+        """I(G;T) in bits of validated 2-D ``activity`` (n, d) and a grouping ``groups`` int (n,) of its rows.
+
+        Default: this estimator's I(Y;T) with the groups as labels. Override only
+        to compute the same quantity more cheaply (e.g. for many groups).
+        """
+        return float(self._planes([activity], groups)[0, 1])
 
     def _reduce(self, activity) -> list[np.ndarray]:
         a = np.asarray(activity)

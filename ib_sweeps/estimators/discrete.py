@@ -83,7 +83,10 @@ def joint_counts(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def mutual_information(a: np.ndarray, b: np.ndarray) -> float:
-    """Plug-in I(A;B) = H(A) + H(B) - H(A,B) in bits of paired small non-negative ids (n,)."""
-    table = joint_counts(a, b)
-    h = entropy_of_counts(table.sum(axis=1)) + entropy_of_counts(table.sum(axis=0)) - entropy_of_counts(table)
-    return float(max(0.0, h))
+    """Plug-in I(A;B) = H(A) + H(B) - H(A,B) in bits of paired small non-negative ids (n,).
+
+    The pairs are hashed, not tabulated: memory O(n) however many distinct
+    values both sides have (e.g. one group per input).
+    """
+    pairs = dense_ids(a * (int(b.max()) + 1) + b)
+    return float(max(0.0, entropy(a) + entropy(b) - entropy(pairs)))

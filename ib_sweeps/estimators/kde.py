@@ -65,7 +65,9 @@ def _accumulate(k, r0, c0, total, within, starts, stops, mirror: bool):
     total[r0:r1] += k.sum(axis=1)
     if mirror:
         total[c0:c1] += k.sum(axis=0)
-    for s, e in zip(starts, stops, strict=True):  # same-group rectangle of this block
+    lo = np.searchsorted(stops, max(r0, c0), side="right")  # only groups meeting both the rows and the columns
+    hi = np.searchsorted(starts, min(r1, c1), side="left")
+    for s, e in zip(starts[lo:hi], stops[lo:hi], strict=True):  # same-group rectangle of this block
         rs, re, cs, ce = max(s, r0), min(e, r1), max(s, c0), min(e, c1)
         if rs < re and cs < ce:
             sub = k[rs - r0 : re - r0, cs - c0 : ce - c0]
