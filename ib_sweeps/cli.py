@@ -1,4 +1,4 @@
-"""Command line: ``ib-sweeps trial [CONFIG.yaml] [--set key=value ...]``.
+"""Command line: ``ib-sweeps trial [CONFIG.yaml] [--set key=value ...]`` and ``ib-sweeps sweep NAME ...``.
 
 Heavy libraries (TensorFlow, MLflow) are imported only once a command runs,
 so ``ib-sweeps --help`` is instant.
@@ -85,6 +85,47 @@ def _trial(args) -> int:
     return 0
 
 
+def _sweep(args) -> int:
+    from ib_sweeps import sweep
+
+    try:
+        resolved = sweep.load(args.sweep, args.profile or None, split_assignments(args.set))
+    except ValueError as err:  # bad sweep file or override: one clear message, before Ray starts
+        print(f"ib-sweeps: error: {err}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        spec = resolved.spec
+        if spec.search is None:
+            for trial in resolved.trials():
+                print(trial.name)
+        print(f"{spec.name}: {len(resolved.trials()) if spec.search is None else spec.search.n_trials} trials")
+        return 0
+    try:
+        outcome = sweep.run_sweep(
+            resolved,
+            tracking_uri=args.tracking_uri,
+            address=args.address or None,
+            max_concurrent=args.max_concurrent,
+            fresh=args.fresh,
+            progress=not args.no_progress,
+        )
+    except (ValueError, sweep.ledger.SweepBusy) as err:
+        print(f"ib-sweeps: error: {err}", file=sys.stderr)
+        return 2
+    print(
+        f"sweep {resolved.spec.name}: {outcome.finished}/{outcome.total} trials FINISHED, {outcome.failed} failed"
+        f"{' (interrupted)' if outcome.interrupted else ''}; parent run {outcome.parent_run_id}; "
+        f"tracking URI {outcome.tracking_uri}"
+    )
+    return outcome.exit_code
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text!r}")
+    return int(text)
+
+
 def _cpus(text: str) -> int | None:
     if text == "":  # MLproject's empty default
         return None
@@ -119,6 +160,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--print-config", action="store_true", help="print the validated config and exit")
     p.set_defaults(func=_trial)
+
+    s = sub.add_parser("sweep", help="run a sweep file's trials on Ray Tune, one MLflow parent run per invocation")
+    s.add_argument("sweep", help="sweep name (sweeps/NAME.yaml) or path to a sweep file")
+    s.add_argument("--profile", default="", help="named profile of the sweep file, e.g. quick")
+    s.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a sweep key (seeds=3, grid.model.activation=[tanh]) or a base trial key (train.epochs=100)",
+    )
+    s.add_argument("--max-concurrent", type=_positive, help="at most this many trials at once")
+    s.add_argument("--address", help="join this Ray cluster (default: $RAY_ADDRESS, else a private local Ray)")
+    s.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or ./mlflow.db)")
+    s.add_argument("--fresh", action="store_true", help="start a new invocation even if this one finished")
+    s.add_argument("--no-progress", action="store_true", help="no progress line")
+    s.add_argument("--dry-run", action="store_true", help="check the sweep, list its trials and exit")
+    s.set_defaults(func=_sweep)
     return parser
 
 
@@ -130,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         print("ib-sweeps: interrupted; the run is marked KILLED", file=sys.stderr)
         return 130
     except Exception as err:  # the run is already marked FAILED with the traceback
-        print(f"ib-sweeps: trial failed: {type(err).__name__}: {err}", file=sys.stderr)
+        print(f"ib-sweeps: {args.command} failed: {type(err).__name__}: {err}", file=sys.stderr)
         return 1
 
 

@@ -33,10 +33,10 @@ OPTIMIZERS = ("sgd", "adam", "adadelta")
 class ConfigError(ValueError):
     """Invalid configuration; ``problems`` lists (dotted key, message) pairs."""
 
-    def __init__(self, problems: list[tuple[str, str]]):
+    def __init__(self, problems: list[tuple[str, str]], what: str = "config"):
         self.problems = problems
         lines = [f"  - {key}: {msg}" if key else f"  - {msg}" for key, msg in problems]
-        super().__init__("invalid config:\n" + "\n".join(lines))
+        super().__init__(f"invalid {what}:\n" + "\n".join(lines))
 
 
 def _choice(allowed, what: str):
@@ -186,8 +186,8 @@ def _key(loc) -> str:
     return "".join(parts)
 
 
-def _model_at(loc) -> type[BaseModel] | None:
-    node: type[BaseModel] | None = TrialConfig
+def _model_at(loc, root: type[BaseModel]) -> type[BaseModel] | None:
+    node: type[BaseModel] | None = root
     for p in loc:
         if p in _TAGS:
             node = schedules.REGISTRY.get(p) or estimators.REGISTRY.get(p)
@@ -199,11 +199,11 @@ def _model_at(loc) -> type[BaseModel] | None:
     return node
 
 
-def _problem(err: dict) -> tuple[str, str]:
+def _problem(err: dict, root: type[BaseModel]) -> tuple[str, str]:
     loc, kind = err["loc"], err["type"]
     msg = err["msg"].removeprefix("Value error, ")
     if kind == "extra_forbidden":
-        parent = _model_at(loc[:-1])
+        parent = _model_at(loc[:-1], root)
         fields = parent.model_fields.items() if parent else ()
         allowed = ", ".join(f.alias or name for name, f in fields if name not in ("method", "kind")) or "?"
         return _key(loc[:-1]), f"unknown key {loc[-1]!r}; allowed keys: {allowed}"
@@ -214,7 +214,7 @@ def _problem(err: dict) -> tuple[str, str]:
         return _key(loc), f"missing key {err['ctx']['discriminator']}"
     if kind == "value_error":
         field = re.match(r"^(\w+): ", msg)
-        parent = _model_at(loc)
+        parent = _model_at(loc, root)
         if field and parent is not None and field[1] in parent.model_fields:  # a model-level check
             return _key((*loc, field[1])), msg[field.end() :]
         return _key(loc), msg
@@ -223,10 +223,12 @@ def _problem(err: dict) -> tuple[str, str]:
     return _key(loc), f"{msg}; got {err['input']!r}"
 
 
-def _problems(errors: list[dict]) -> list[tuple[str, str]]:
+def problems(err: ValidationError, root: type[BaseModel]) -> list[tuple[str, str]]:
+    """(dotted key, message naming the bad value and what is allowed) for each error of ``root``."""
+    errors = err.errors()
     # A list whose items failed is also reported "too short"; that second message only confuses.
     failed = {e["loc"][:i] for e in errors for i in range(1, len(e["loc"]))}
-    return [_problem(e) for e in errors if not (e["type"] == "too_short" and e["loc"] in failed)]
+    return [_problem(e, root) for e in errors if not (e["type"] == "too_short" and e["loc"] in failed)]
 
 
 def validate(raw: dict | None) -> TrialConfig:
@@ -238,7 +240,7 @@ def validate(raw: dict | None) -> TrialConfig:
     try:
         return TrialConfig.model_validate(raw)
     except ValidationError as err:
-        raise ConfigError(_problems(err.errors())) from None
+        raise ConfigError(problems(err, TrialConfig)) from None
 
 
 def to_dict(cfg: TrialConfig) -> dict:

@@ -54,21 +54,26 @@ def apply_override(raw: dict, assignment: str, seeds: dict | None = None) -> dic
     if "=" not in assignment:
         raise ValueError(f"override {assignment!r} must look like key=value, e.g. train.epochs=100")
     key, text = assignment.split("=", 1)
-    parts = key.strip().split(".")
+    return set_path(raw, key.strip(), loads(text), seeds)
+
+
+def set_path(raw: dict, key: str, value, seeds: dict | None = None) -> dict:
+    """A copy of ``raw`` with the dotted ``key`` set to ``value`` (see :func:`apply_override`)."""
+    parts = key.split(".")
     if not all(parts):
-        raise ValueError(f"override {assignment!r} has an empty key segment")
+        raise ValueError(f"key {key!r} has an empty segment")
     out = _copy(raw)
     node = out
     for i, part in enumerate(parts):
         last = i == len(parts) - 1
         if isinstance(node, list):
             if not part.isdigit() or int(part) >= len(node):
-                raise ValueError(f"override {key!r}: {part!r} is not an index of a list of {len(node)}")
+                raise ValueError(f"key {key!r}: {part!r} is not an index of a list of {len(node)}")
             part = int(part)
         elif not isinstance(node, dict):
-            raise ValueError(f"override {key!r}: {'.'.join(parts[:i])!r} is not a mapping")
+            raise ValueError(f"key {key!r}: {'.'.join(parts[:i])!r} is not a mapping")
         if last:
-            node[part] = loads(text)
+            node[part] = _copy(value)
         else:
             if isinstance(node, dict) and part not in node:
                 node[part] = _copy((seeds or {}).get(part, {})) if i == 0 else {}

@@ -1,0 +1,192 @@
+"""Find, read, resolve and check a sweep file before any trial runs.
+
+``load(name_or_path, profile, overrides)`` reads the YAML, applies the named
+profile and then the ``--set`` overrides, validates the result and every
+trial config it expands to, and returns a :class:`Sweep`. Every problem is
+reported at once in one :class:`~ib_sweeps.config.ConfigError`, naming the key,
+the bad value and what is allowed.
+
+Override keys address the sweep file: ``seeds=3``, ``resources.cpus=2``,
+``grid.model.activation=[tanh, relu]``, ``search.n_trials=8``. Any other key is
+a trial-config key and goes into ``base`` (``train.epochs=200`` sets
+``base.train.epochs``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from ib_sweeps import config, yamlio
+from ib_sweeps.sweep.spec import SEED_AXIS, SweepSpec
+
+_MAX_REPORTED = 10
+SWEEP_FIELDS = tuple(SweepSpec.model_fields)
+
+
+def search_dirs() -> list[Path]:
+    """Where sweep names are looked up: ``$IB_SWEEPS_DIR``, ``./sweeps``, then the project's own ``sweeps/``."""
+    dirs = [Path(os.environ["IB_SWEEPS_DIR"])] if os.environ.get("IB_SWEEPS_DIR") else []
+    return [*dirs, Path.cwd() / "sweeps", Path(__file__).resolve().parents[2] / "sweeps"]
+
+
+def names() -> list[str]:
+    """Names of the sweep files found in :func:`search_dirs`."""
+    return sorted({p.stem for d in search_dirs() if d.is_dir() for p in d.glob("*.yaml")})
+
+
+def find(name_or_path: str) -> Path:
+    """Path of a sweep file given as a path or a name; ``ValueError`` listing the names otherwise."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path.resolve()
+    for d in search_dirs():
+        if (d / f"{name_or_path}.yaml").is_file():
+            return (d / f"{name_or_path}.yaml").resolve()
+    raise ValueError(f"sweep not found: {name_or_path!r}; available: {', '.join(names()) or '(none)'}")
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One point of a sweep: its axis values (seed included), validated config and MLflow run name."""
+
+    axes: dict
+    config: config.TrialConfig
+    name: str
+
+    @property
+    def key(self) -> tuple[str, int]:
+        """(config hash without the seed, seed): what identifies a finished trial on resume."""
+        return config.config_hash(self.config), self.config.seed
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A sweep file with its profile and overrides applied; everything needed to run it."""
+
+    spec: SweepSpec
+    path: str
+    source: str
+    profile: str | None = None
+    overrides: tuple[str, ...] = ()
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def invocation(self) -> str:
+        """Hash of the resolved sweep: the same command gives the same value, so it can resume."""
+        text = json.dumps(self.spec.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def trial_for(self, axes: dict) -> Trial:
+        """The trial at ``axes`` (dotted key -> value, ``seed`` included); ``ConfigError`` if invalid."""
+        raw = dict(self.spec.base)
+        for key, value in axes.items():
+            raw = yamlio.set_path(raw, key, value, config.OVERRIDE_SEEDS)
+        return Trial(dict(axes), config.validate(raw), run_name(axes))
+
+    def trials(self) -> list[Trial]:
+        """Every grid point x seed (grid sweeps), in a stable order."""
+        if "trials" not in self._cache:
+            axes = self.spec.axes()
+            points = [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())]
+            self._cache["trials"] = [self.trial_for(p) for p in points]
+        return self._cache["trials"]
+
+
+def run_name(axes: dict) -> str:
+    """``activation=tanh,seed=0``: each axis by its last key segment."""
+    return ",".join(f"{k.rsplit('.', 1)[-1]}={_short(v)}" for k, v in axes.items())
+
+
+def _short(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+
+def load(name_or_path: str, profile: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Sweep:
+    """Read and fully check a sweep; raise ``ConfigError``/``ValueError`` before any work starts."""
+    path = find(name_or_path)
+    source = path.read_text()
+    raw = yamlio.load_file(path)
+    what = f"sweep file {path}"
+    spec = _validate(raw, what)
+    if profile is not None:
+        if profile not in spec.profiles:
+            raise ValueError(f"{what}: unknown profile {profile!r}; allowed: {', '.join(spec.profiles)}")
+        for key, value in spec.profiles[profile].items():
+            raw = _apply(raw, key, value, f"profiles.{profile}")
+        what += f" with profile {profile!r}"
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} must look like key=value, e.g. train.epochs=100")
+        key, text = item.split("=", 1)
+        raw = _apply(raw, key.strip(), yamlio.loads(text), "--set")
+    if overrides:
+        what += f" and overrides {list(overrides)}"
+    spec = _validate(raw, what)
+    sweep = Sweep(spec, str(path), source, profile, tuple(overrides))
+    _check_trials(sweep, what)
+    return sweep
+
+
+def _validate(raw: dict, what: str) -> SweepSpec:
+    try:
+        return SweepSpec.model_validate(raw)
+    except ValidationError as err:
+        raise config.ConfigError(config.problems(err, SweepSpec), what) from None
+
+
+def _apply(raw: dict, key: str, value, origin: str) -> dict:
+    """Set ``key`` (a sweep key, or else a trial-config key under ``base``) in a copy of ``raw``."""
+    head = key.split(".", 1)[0]
+    if head == "grid" and "." in key:
+        return {**raw, "grid": {**(raw.get("grid") or {}), key.split(".", 1)[1]: value}}
+    if head in SWEEP_FIELDS:
+        return yamlio.set_path(raw, key, value)
+    if key == SEED_AXIS:
+        raise ValueError(f"{origin}: {key!r} is set per trial by 'seeds'; use seeds=N or seeds=[...]")
+    axes = set(raw.get("grid") or {}) | set(((raw.get("search") or {}).get("params")) or {})
+    clash = [a for a in axes if key == a or key.startswith(a + ".") or a.startswith(key + ".")]
+    if clash:
+        raise ValueError(f"{origin}: {key!r} is a grid axis of this sweep ({clash[0]}); set grid.{clash[0]}=[...]")
+    return {**raw, "base": yamlio.set_path(raw.get("base") or {}, key, value, config.OVERRIDE_SEEDS)}
+
+
+def _check_trials(sweep: Sweep, what: str) -> None:
+    """Base, each axis value alone, then every trial config must validate; all problems in one error."""
+    spec, problems = sweep.spec, []
+
+    def check(label: str, axes: dict) -> bool:
+        try:
+            sweep.trial_for(axes)
+        except config.ConfigError as err:
+            problems.extend((f"{label}: {key}" if key else label, msg) for key, msg in err.problems)
+            return False
+        except ValueError as err:
+            problems.append((label, str(err)))
+            return False
+        return True
+
+    if not check("base", {}):
+        raise config.ConfigError(problems, what)
+    singles = {**(spec.grid or {}), **({k: d.bounds() for k, d in spec.search.params.items()} if spec.search else {})}
+    section = "grid" if spec.grid is not None else "search.params"
+    for axis, values in singles.items():
+        for i, value in enumerate(values):
+            check(f"{section}.{axis}[{i}] = {value!r}", {axis: value})
+    if problems:
+        raise config.ConfigError(problems[: 3 * _MAX_REPORTED], what)
+    if spec.grid is not None:
+        axes = spec.axes()
+        for values in itertools.product(*axes.values()):
+            point = dict(zip(axes, values, strict=True))
+            check(f"grid point {run_name(point)}", point)
+            if len(problems) >= _MAX_REPORTED:
+                break
+        if problems:
+            raise config.ConfigError(problems, what)

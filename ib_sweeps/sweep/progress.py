@@ -1,0 +1,82 @@
+"""One concise, updating progress line for a sweep, instead of Ray Tune's tables."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def make_callback(name: str, total: int, stream=None, enabled: bool = True):
+    """A Ray Tune callback printing ``name: done/total, running, failed, skipped | elapsed, ETA``.
+
+    On a terminal the line is rewritten in place (at most twice a second);
+    otherwise a line is printed only when the counts change.
+    """
+    from ray.tune import Callback
+
+    stream = stream or sys.stderr
+    tty = hasattr(stream, "isatty") and stream.isatty()
+
+    class Progress(Callback):
+        def __init__(self):
+            self.start = time.monotonic()
+            self.running, self.done, self.failed, self.skipped = set(), 0, 0, 0
+            self.last_line, self.last_time = "", 0.0
+
+        def line(self) -> str:
+            elapsed = time.monotonic() - self.start
+            ran = self.done - self.skipped
+            left = total - self.done - self.failed
+            eta = f"ETA {_clock(elapsed / ran * left)}" if ran and left > 0 else "ETA -"
+            return (
+                f"{name}: {self.done}/{total} done ({self.skipped} skipped), {len(self.running)} running, "
+                f"{self.failed} failed | {_clock(elapsed)} elapsed, {eta}"
+            )
+
+        def show(self, force=False):
+            if not enabled:
+                return
+            text, now = self.line(), time.monotonic()
+            counts = text.split("|")[0]
+            if tty and (force or now - self.last_time >= 0.5):
+                stream.write("\r" + text.ljust(len(self.last_line)))
+                stream.flush()
+            elif not tty and counts != self.last_line.split("|")[0]:
+                stream.write(text + "\n")
+                stream.flush()
+            else:
+                return
+            self.last_line, self.last_time = text, now
+
+        def on_trial_start(self, iteration, trials, trial, **info):
+            self.running.add(trial.trial_id)
+            self.show(force=True)
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            if result.get("skipped"):
+                self.skipped += 1
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            self.running.discard(trial.trial_id)
+            self.done += 1
+            self.show(force=True)
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            self.running.discard(trial.trial_id)
+            self.failed += 1
+            self.show(force=True)
+
+        def on_step_end(self, iteration, trials, **info):
+            if tty:
+                self.show()
+
+        def on_experiment_end(self, trials, **info):
+            if enabled and tty:
+                stream.write("\n")
+
+    return Progress()

@@ -1,0 +1,260 @@
+"""Run a resolved sweep on Ray Tune: one trial per grid point x seed (or per Optuna draw), one MLflow child each.
+
+The driver owns the MLflow parent run and Ray; each Ray trial calls
+:func:`ib_sweeps.trial.run_trial` with the parent's id, absolute tracking URI
+and the sweep's tags, so a trial never writes into the parent (nor into the
+run ``mlflow run`` created: ``MLFLOW_RUN_ID`` is consumed before Ray starts).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from dataclasses import dataclass
+
+from ib_sweeps import tracking
+from ib_sweeps.sweep import ledger as ledger_mod
+from ib_sweeps.sweep.load import Sweep
+from ib_sweeps.sweep.summary import trial_summary
+
+# Quiet, deterministic Ray: no usage reporting, no per-trial CSV/TensorBoard loggers, our own signal handling.
+RAY_ENV = {
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+    "TUNE_DISABLE_SIGINT_HANDLER": "1",
+    "RAY_AIR_NEW_OUTPUT": "0",
+    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "1000",
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a sweep invocation did: parent run, trial counts and the exit status to return."""
+
+    parent_run_id: str
+    experiment_id: str
+    total: int
+    finished: int
+    failed: int
+    skipped: int
+    interrupted: bool
+    tracking_uri: str
+
+    @property
+    def exit_code(self) -> int:
+        return 130 if self.interrupted else (1 if self.failed else 0)
+
+
+@dataclass(frozen=True)
+class _Context:
+    sweep: Sweep
+    uri: str
+    parent_run_id: str
+    finished: frozenset
+
+
+def _axes(ctx: _Context, params: dict) -> dict:
+    spec = ctx.sweep.spec
+    if spec.search is None:
+        return {k: params[k] for k in spec.axes()}
+    axes = {}
+    for key, dist in spec.search.params.items():
+        axes[key] = dist.values[params[key]] if dist.kind == "choice" else params[key]
+    return axes | {"seed": params["seed"]}
+
+
+def trainable(params: dict, ctx: _Context) -> None:
+    """One Ray Tune trial: build the config at ``params``, run it as an MLflow child, report the summary."""
+    from ray import tune
+
+    from ib_sweeps.trial import run_trial
+
+    trial = ctx.sweep.trial_for(_axes(ctx, params))
+    if trial.key in ctx.finished:
+        tune.report({"skipped": 1})
+        return
+    spec = ctx.sweep.spec
+    tags = (
+        (ledger_mod.ROLE, "trial"),
+        (ledger_mod.SWEEP, spec.name),
+        (ledger_mod.AXES, json.dumps(trial.axes)),
+    )
+    opts = tracking.RunOptions(
+        tracking_uri=ctx.uri,
+        experiment=spec.name,
+        run_name=trial.name,
+        parent_run_id=ctx.parent_run_id,
+        tags=tags,
+        cpus=spec.resources.cpus,
+        progress=False,
+    )
+    try:
+        result = run_trial(trial.config, opts)
+    finally:
+        import keras
+
+        keras.backend.clear_session()  # the worker may be reused for the next trial
+    summary = trial_summary(result.trace)
+    _log_summary(ctx.uri, result.run_id, summary)
+    tune.report({**summary, "skipped": 0})
+
+
+def _log_summary(uri: str, run_id: str, summary: dict) -> None:
+    import time
+
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    metrics = [Metric(f"summary/{k}", v, now, 0) for k, v in summary.items()]
+    client = MlflowClient(uri)
+    for i in range(0, len(metrics), 1000):
+        client.log_batch(run_id, metrics=metrics[i : i + 1000])
+
+
+def _param_space(sweep: Sweep) -> dict:
+    from ray import tune
+
+    spec = sweep.spec
+    if spec.search is None:
+        return {k: tune.grid_search(v) for k, v in spec.axes().items()}
+    make = {
+        "uniform": lambda d: tune.uniform(d.low, d.high),
+        "loguniform": lambda d: tune.loguniform(d.low, d.high),
+        "int": lambda d: tune.randint(d.low, d.high + 1),
+        "choice": lambda d: tune.choice(list(range(len(d.values)))),
+    }
+    space = {k: make[d.kind](d) for k, d in spec.search.params.items()}
+    seeds = spec.seed_list()
+    space["seed"] = tune.choice(seeds) if len(seeds) > 1 else seeds[0]
+    return space
+
+
+def _check_resources(sweep: Sweep) -> None:
+    import ray
+
+    need = sweep.spec.resources
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    best_cpu = max((n.get("CPU", 0) for n in nodes), default=0)
+    best_gpu = max((n.get("GPU", 0) for n in nodes), default=0)
+    if need.cpus > best_cpu:
+        raise ValueError(f"resources.cpus: {need.cpus} per trial, but the largest Ray node has {best_cpu:g} CPUs")
+    if need.gpus > best_gpu:
+        raise ValueError(f"resources.gpus: {need.gpus} per trial, but the largest Ray node has {best_gpu:g} GPUs")
+
+
+def _total(sweep: Sweep) -> int:
+    spec = sweep.spec
+    return spec.search.n_trials if spec.search else len(sweep.trials())
+
+
+def run_sweep(
+    sweep: Sweep,
+    *,
+    tracking_uri: str | None = None,
+    address: str | None = None,
+    max_concurrent: int | None = None,
+    fresh: bool = False,
+    progress: bool = True,
+    stream=None,
+) -> Outcome:
+    """Run (or resume) ``sweep``; trial failures are recorded, not raised. See the module docstring."""
+    stream = stream or sys.stderr
+    uri = tracking.resolve_tracking_uri(tracking_uri)
+    project_run = os.environ.pop("MLFLOW_RUN_ID", None)  # `mlflow run`'s run: never resumed by a trial
+    led = ledger_mod.open_parent(sweep, uri, fresh=fresh)
+    if project_run:
+        led.client.set_tag(project_run, "ib_sweeps.sweep_parent_run", led.parent_run_id)
+    total = _total(sweep)
+    if led.complete:
+        stream.write(f"{sweep.spec.name}: already complete (parent run {led.parent_run_id}); --fresh runs it again\n")
+        return Outcome(led.parent_run_id, led.experiment_id, total, len(led.finished), 0, total, False, uri)
+    if led.resumed:
+        stream.write(
+            f"{sweep.spec.name}: resuming parent run {led.parent_run_id}: {len(led.finished)} trials already "
+            f"finished, {led.stale} left RUNNING marked KILLED\n"
+        )
+    storage = tempfile.mkdtemp(prefix="ib-sweeps-ray-")
+    interrupted, results = False, None
+    previous = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        results = _fit(sweep, led, uri, address, max_concurrent, storage, progress, stream, total)
+    except KeyboardInterrupt:
+        interrupted = True
+        stream.write(f"\n{sweep.spec.name}: interrupted; run the same command again to resume\n")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        _shutdown_ray()
+        shutil.rmtree(storage, ignore_errors=True)
+        failed = results.num_errors if results is not None else 0
+        status = "KILLED" if interrupted or results is None else ("FAILED" if failed else "FINISHED")
+        counts = ledger_mod.finish(led, status)
+    skipped = sum(1 for r in results if r.metrics and r.metrics.get("skipped")) if results is not None else 0
+    return Outcome(led.parent_run_id, led.experiment_id, total, counts["FINISHED"], failed, skipped, interrupted, uri)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _shutdown_ray() -> None:
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+def _fit(sweep, led, uri, address, max_concurrent, storage, progress, stream, total):
+    import logging
+
+    os.environ.update({k: v for k, v in RAY_ENV.items() if k not in os.environ})
+    import ray
+    from ray import tune
+
+    from ib_sweeps.sweep.progress import make_callback
+
+    address = address or os.environ.get("RAY_ADDRESS") or "local"
+    ray.init(
+        address=address,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.ERROR,
+        configure_logging=True,
+    )
+    _check_resources(sweep)
+    spec = sweep.spec
+    # A search draws new configs each time, so only grids skip finished trials on resume.
+    finished = frozenset(led.finished) if spec.search is None else frozenset()
+    ctx = _Context(sweep, uri, led.parent_run_id, finished)
+    resources = {"cpu": spec.resources.cpus, "gpu": spec.resources.gpus}
+    search_alg, metric, mode = None, None, None
+    if spec.search is not None:
+        from ray.tune.search.optuna import OptunaSearch
+
+        metric, mode = spec.search.objective.metric, spec.search.objective.mode
+        search_alg = OptunaSearch(metric=metric, mode=mode, seed=spec.search.sampler_seed)
+    tuner = tune.Tuner(
+        tune.with_resources(tune.with_parameters(trainable, ctx=ctx), resources),
+        param_space=_param_space(sweep),
+        tune_config=tune.TuneConfig(
+            num_samples=spec.search.n_trials if spec.search else 1,
+            search_alg=search_alg,
+            metric=metric,
+            mode=mode,
+            max_concurrent_trials=max_concurrent or spec.max_concurrent,
+            reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(
+            name=f"{spec.name}-{led.parent_run_id[:8]}",
+            storage_path=storage,
+            verbose=0,
+            failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+            callbacks=[make_callback(spec.name, total, stream, progress)],
+        ),
+    )
+    return tuner.fit()

@@ -1,0 +1,121 @@
+"""Sweep files: the validated description of a set of trials.
+
+A sweep file (``sweeps/<name>.yaml``) holds ``name``, ``description``, ``base``
+(a full trial config), either ``grid`` (dotted trial-config key -> list of
+values) or ``search`` (distributions for Optuna), ``seeds`` (a count or a list:
+an explicit grid axis), ``resources`` per trial, named ``profiles`` (dotted
+overrides of the sweep file; ``quick`` is required), ``claims`` (stored for
+the analysis, not evaluated here), ``max_failures`` and ``max_concurrent``.
+Unknown keys are errors, as in trial configs.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, StringConstraints, model_validator
+
+from ib_sweeps.types import FROZEN, Float, Int, PositiveInt, Str
+
+Name = Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+SEED_AXIS = "seed"
+
+
+class Resources(BaseModel):
+    """What one trial reserves: whole CPUs (TensorFlow's thread pools are capped to them) and a GPU share."""
+
+    model_config = FROZEN
+    cpus: PositiveInt = 1
+    gpus: Annotated[Float, Field(ge=0, le=8)] | Annotated[Int, Field(ge=0, le=8)] = 0
+
+
+class Distribution(BaseModel):
+    """One searched parameter: ``uniform``/``loguniform`` (low, high), ``int`` (low, high) or ``choice`` (values)."""
+
+    model_config = FROZEN
+    kind: Literal["uniform", "loguniform", "int", "choice"]
+    low: Float | Int | None = None
+    high: Float | Int | None = None
+    values: Annotated[list[Any], Field(min_length=1)] | None = None
+
+    @model_validator(mode="after")
+    def _fields(self):
+        if self.kind == "choice":
+            if self.values is None or self.low is not None or self.high is not None:
+                raise ValueError("values: kind choice takes 'values' (a list) and no low/high")
+            return self
+        if self.values is not None or self.low is None or self.high is None:
+            raise ValueError(f"low: kind {self.kind} takes 'low' and 'high' and no values")
+        if not self.low < self.high:
+            raise ValueError(f"high: must be greater than low = {self.low}; got {self.high}")
+        if self.kind == "loguniform" and self.low <= 0:
+            raise ValueError(f"low: loguniform needs low > 0; got {self.low}")
+        if self.kind == "int" and not (type(self.low) is int and type(self.high) is int):
+            raise ValueError(f"low: kind int needs integer low and high; got {self.low!r}, {self.high!r}")
+        return self
+
+    def bounds(self) -> list:
+        """Values that validation tries: the ends of a range, or every choice."""
+        return list(self.values) if self.kind == "choice" else [self.low, self.high]
+
+
+class Objective(BaseModel):
+    """Trial metric to optimise, e.g. ``compression/binning/last_hidden`` (see :mod:`ib_sweeps.sweep.summary`)."""
+
+    model_config = FROZEN
+    metric: Str
+    mode: Literal["max", "min"]
+
+
+class Search(BaseModel):
+    """Optuna search instead of a grid: ``n_trials`` configs drawn to optimise ``objective``."""
+
+    model_config = FROZEN
+    params: Annotated[dict[str, Distribution], Field(min_length=1)]
+    objective: Objective
+    n_trials: PositiveInt
+    sampler_seed: Annotated[Int, Field(ge=0)] = 0
+
+
+class SweepSpec(BaseModel):
+    """A parsed sweep file (before profiles and overrides are applied, or after)."""
+
+    model_config = FROZEN
+    name: Name
+    description: Annotated[str, StringConstraints(strict=True, min_length=1)]
+    base: dict[str, Any] = {}
+    grid: dict[str, Annotated[list[Any], Field(min_length=1)]] | None = None
+    search: Search | None = None
+    seeds: PositiveInt | Annotated[list[Annotated[Int, Field(ge=0)]], Field(min_length=1)] = 1
+    resources: Resources = Resources()
+    profiles: dict[Name, dict[str, Any]] = {}
+    claims: list[dict[str, Any]] = []
+    max_failures: Annotated[Int, Field(ge=0)] = 0
+    max_concurrent: PositiveInt | None = None
+
+    @model_validator(mode="after")
+    def _shape(self):
+        if (self.grid is None) == (self.search is None):
+            raise ValueError("grid: a sweep declares exactly one of 'grid' (axes of values) or 'search' (Optuna)")
+        if self.grid is not None and not self.grid:
+            raise ValueError("grid: is empty; allowed: at least one axis, e.g. model.activation: [tanh, relu]")
+        if "quick" not in self.profiles:
+            raise ValueError("profiles: needs a 'quick' profile (small epochs and seeds, a few minutes on 2 cores)")
+        axes = list(self.grid or {}) + list(self.search.params if self.search else {})
+        if SEED_AXIS in axes:
+            raise ValueError("grid: 'seed' is not an axis here; declare seeds with the top-level 'seeds' key")
+        if isinstance(self.seeds, list) and len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds: repeat; got {self.seeds}")
+        for axis, values in (self.grid or {}).items():
+            reprs = [repr(v) for v in values]
+            if len(set(reprs)) != len(reprs):
+                raise ValueError(f"grid: axis {axis!r} repeats a value; got {values}")
+        return self
+
+    def seed_list(self) -> list[int]:
+        """The seeds axis as a list (a count n means seeds 0 .. n-1)."""
+        return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+
+    def axes(self) -> dict[str, list]:
+        """Grid axes plus the seed axis, in file order (seed last)."""
+        return {**(self.grid or {}), SEED_AXIS: self.seed_list()}
