@@ -19,6 +19,7 @@ from ib_sweeps.estimators.base import Estimator, check_activity
 from ib_sweeps.estimators.binning import Binning
 from ib_sweeps.estimators.kde import KDELower, KDEUpper
 from ib_sweeps.estimators.ksg import KSG
+from ib_sweeps.estimators.noisy_sp import NoisySP
 
 REGISTRY: dict[str, type[Estimator]] = {
     "binning": Binning,
@@ -26,6 +27,7 @@ REGISTRY: dict[str, type[Estimator]] = {
     "kde_upper": KDEUpper,
     "kde_lower": KDELower,
     "ksg": KSG,
+    "noisy_sp": NoisySP,
 }
 
 __all__ = [
