@@ -120,7 +120,9 @@ def _sweep(args) -> int:
     return outcome.exit_code
 
 
-def _positive(text: str) -> int:
+def _positive(text: str) -> int | None:
+    if text == "":  # MLproject's empty default
+        return None
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer; got {text!r}")
     return int(text)

@@ -26,6 +26,9 @@ class TrainingDiverged(RuntimeError):
         super().__init__(f"training diverged: non-finite loss at epoch {epoch}")
         self.epoch, self.first_epoch, self.rows = epoch, first_epoch, rows
 
+    def __reduce__(self):  # copyable and picklable (Ray ships errors between processes)
+        return type(self), (self.epoch, self.first_epoch, self.rows)
+
 
 def make_optimizer(cfg):
     import keras

@@ -4,11 +4,30 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 
 def _clock(seconds: float) -> str:
     seconds = int(seconds)
     return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def trial_label(trial) -> str:
+    """The MLflow run name of a Ray trial (its axis values)."""
+    from ib_sweeps.sweep.load import run_name
+
+    return run_name(dict(trial.config))
+
+
+def error_line(trial) -> str:
+    """Last line of a failed Ray trial's error: the exception the trial raised."""
+    try:
+        text = Path(trial.error_file).read_text() if trial.error_file else ""
+    except OSError:  # an unreadable error file must not stop the sweep
+        text = ""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith(" ")]
+    causes = [ln for ln in lines if ln.startswith("ib_sweeps.") or "Error:" in ln]
+    return (causes or lines or ["unknown error"])[0][:300]
 
 
 def make_callback(name: str, total: int, stream=None, enabled: bool = True):
@@ -21,6 +40,7 @@ def make_callback(name: str, total: int, stream=None, enabled: bool = True):
 
     stream = stream or sys.stderr
     tty = hasattr(stream, "isatty") and stream.isatty()
+    newline = "\n" if tty else ""  # end the in-place line before a message
 
     class Progress(Callback):
         def __init__(self):
@@ -69,7 +89,13 @@ def make_callback(name: str, total: int, stream=None, enabled: bool = True):
         def on_trial_error(self, iteration, trials, trial, **info):
             self.running.discard(trial.trial_id)
             self.failed += 1
+            if enabled:
+                stream.write(f"{newline}{name}: trial {trial_label(trial)} failed: {error_line(trial)}\n")
             self.show(force=True)
+
+        def on_trial_recover(self, iteration, trials, trial, **info):
+            if enabled:
+                stream.write(f"{newline}{name}: trial {trial_label(trial)} failed, retrying: {error_line(trial)}\n")
 
         def on_step_end(self, iteration, trials, **info):
             if tty:

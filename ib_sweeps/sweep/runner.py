@@ -179,21 +179,21 @@ def run_sweep(
             f"finished, {led.stale} left RUNNING marked KILLED\n"
         )
     storage = tempfile.mkdtemp(prefix="ib-sweeps-ray-")
-    interrupted, results = False, None
+    interrupted, results, status = False, None, "FAILED"  # FAILED unless the fit returns or is interrupted
     previous = signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         results = _fit(sweep, led, uri, address, max_concurrent, storage, progress, stream, total)
+        status = "FAILED" if results.num_errors else "FINISHED"
     except KeyboardInterrupt:
-        interrupted = True
+        interrupted, status = True, "KILLED"
         stream.write(f"\n{sweep.spec.name}: interrupted; run the same command again to resume\n")
     finally:
         signal.signal(signal.SIGTERM, previous)
         _shutdown_ray()
         shutil.rmtree(storage, ignore_errors=True)
-        failed = results.num_errors if results is not None else 0
-        status = "KILLED" if interrupted or results is None else ("FAILED" if failed else "FINISHED")
         counts = ledger_mod.finish(led, status)
+    failed = results.num_errors if results is not None else 0
     skipped = sum(1 for r in results if r.metrics and r.metrics.get("skipped")) if results is not None else 0
     return Outcome(led.parent_run_id, led.experiment_id, total, counts["FINISHED"], failed, skipped, interrupted, uri)
 
@@ -226,6 +226,8 @@ def _fit(sweep, led, uri, address, max_concurrent, storage, progress, stream, to
         logging_level=logging.ERROR,
         configure_logging=True,
     )
+    for noisy in ("ray.tune", "ray.air", "ray.train"):  # trial errors are reported by the progress callback
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)
     _check_resources(sweep)
     spec = sweep.spec
     # A search draws new configs each time, so only grids skip finished trials on resume.
