@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import typing
 from typing import Annotated, Literal, Union
 
 from pydantic import (
@@ -25,6 +26,7 @@ from pydantic import (
 )
 
 from ib_sweeps import data, estimators, models, schedules
+from ib_sweeps.pooled import PooledConfig
 from ib_sweeps.types import FROZEN, Float, Int, PositiveFloat, PositiveInt
 
 OPTIMIZERS = ("sgd", "adam", "adadelta")
@@ -147,6 +149,7 @@ class TrialConfig(BaseModel):
     train: TrainConfig = TrainConfig()
     schedule: ScheduleSpec = schedules.DeltaExact()
     estimators: Annotated[tuple[EstimatorSpec, ...], Field(min_length=1)] = DEFAULT_ESTIMATORS
+    pooled: PooledConfig | None = None  # as-if-random estimates over windows of epochs (off by default)
 
     @model_validator(mode="after")
     def _cross_checks(self):
@@ -160,7 +163,30 @@ class TrialConfig(BaseModel):
         late = [e for e in getattr(self.schedule, "epochs_", ()) if e > self.train.epochs]
         if late:
             raise ValueError(f"schedule: epochs {late} are beyond train.epochs = {self.train.epochs}")
+        if self.pooled is not None:
+            late = [e for e in self.pooled.epochs or () if e > self.train.epochs]
+            if late:
+                raise ValueError(
+                    f"pooled: epochs {late} are beyond train.epochs = {self.train.epochs}; "
+                    f"allowed: window end epochs <= {self.train.epochs}"
+                )
+            if self.pooled.window > self.train.epochs + 1:
+                raise ValueError(
+                    f"pooled: window {self.pooled.window} is longer than the run (epochs 0..{self.train.epochs})"
+                )
+            unknown = [k for k in self.pooled.estimators or () if k not in keys]
+            if unknown:
+                raise ValueError(
+                    f"pooled: estimators {unknown} are not estimators of this trial; allowed: {', '.join(keys)}"
+                )
         return self
+
+    def pooled_estimators(self) -> list[int]:
+        """Indices of the estimators that make pooled estimates (none without a ``pooled`` section)."""
+        if self.pooled is None:
+            return []
+        keys = [e.key for e in self.estimators]
+        return [keys.index(k) for k in self.pooled.estimators] if self.pooled.estimators else list(range(len(keys)))
 
     def primary_estimator(self) -> int:
         """Index of the estimator whose estimates drive an adaptive schedule (default: the first)."""
@@ -195,6 +221,9 @@ def _model_at(loc, root: type[BaseModel]) -> type[BaseModel] | None:
             node = next(iter(estimators.REGISTRY.values()))
         elif isinstance(p, str) and node is not None:
             ann = node.model_fields[p].annotation if p in node.model_fields else None
+            args = typing.get_args(ann)
+            if len(args) == 2 and type(None) in args:  # an optional section, X | None
+                ann = next(a for a in args if a is not type(None))
             node = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
     return node
 
@@ -205,7 +234,7 @@ def _problem(err: dict, root: type[BaseModel]) -> tuple[str, str]:
     if kind == "extra_forbidden":
         parent = _model_at(loc[:-1], root)
         fields = parent.model_fields.items() if parent else ()
-        allowed = ", ".join(f.alias or name for name, f in fields if name not in ("method", "kind")) or "?"
+        allowed = ", ".join(f.alias or name for name, f in fields if name not in ("method", "kind")) or "(none)"
         return _key(loc[:-1]), f"unknown key {loc[-1]!r}; allowed keys: {allowed}"
     if kind == "union_tag_invalid":
         tag = err["ctx"]["discriminator"].replace("pick()", "'method'")  # the estimators' callable discriminator
@@ -244,8 +273,12 @@ def validate(raw: dict | None) -> TrialConfig:
 
 
 def to_dict(cfg: TrialConfig) -> dict:
-    """Plain JSON-compatible dict of the config (round-trips through :func:`validate`)."""
-    return cfg.model_dump(mode="json", by_alias=True)
+    """Plain JSON-compatible dict of the config (round-trips through :func:`validate`).
+
+    An absent optional section (``pooled``) is left out, so params and hashes of
+    configs without it do not change.
+    """
+    return cfg.model_dump(mode="json", by_alias=True, exclude={"pooled"} if cfg.pooled is None else None)
 
 
 def flatten(cfg: TrialConfig) -> dict[str, str]:
