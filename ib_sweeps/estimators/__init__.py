@@ -19,6 +19,7 @@ from ib_sweeps.estimators.base import Estimator, check_activity
 from ib_sweeps.estimators.binning import Binning
 from ib_sweeps.estimators.kde import KDELower, KDEUpper
 from ib_sweeps.estimators.ksg import KSG
+from ib_sweeps.estimators.lnn import LNN
 from ib_sweeps.estimators.noisy_sp import NoisySP
 
 REGISTRY: dict[str, type[Estimator]] = {
@@ -27,6 +28,7 @@ REGISTRY: dict[str, type[Estimator]] = {
     "kde_upper": KDEUpper,
     "kde_lower": KDELower,
     "ksg": KSG,
+    "lnn": LNN,
     "noisy_sp": NoisySP,
 }
 
