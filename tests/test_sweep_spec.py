@@ -16,6 +16,7 @@ SHIPPED = [
     "estimators",
     "full_batch",
     "noise_variance",
+    "search_compression",
     "smoke",
     "training_size",
 ]
@@ -46,8 +47,11 @@ def test_shipped_sweeps_are_valid_and_have_claims(name):
     s = sweep.load(name)
     assert s.spec.name == name and s.spec.description.strip() and s.spec.claims
     quick = sweep.load(name, profile="quick")
-    assert len(quick.trials()) <= len(s.trials())
-    assert max(t.config.train.epochs for t in quick.trials()) <= 400  # minutes on 2 cores, not hours
+    if s.spec.search is None:
+        assert len(quick.trials()) <= len(s.trials())
+    else:
+        assert quick.spec.search.n_trials <= s.spec.search.n_trials
+    assert quick.trial_for({}).config.train.epochs <= 400  # minutes on 2 cores, not hours
 
 
 def test_grid_times_seeds_expands_in_order(tmp_path):
@@ -165,3 +169,28 @@ def test_cli_dry_run_lists_trials(tmp_path, capsys):
     assert main(["sweep", write(tmp_path, GOOD), "--profile", "quick", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "activation=tanh,seed=0" in out and "t: 2 trials" in out
+
+
+SEARCH = GOOD.replace(
+    "grid:\n  model.activation: [tanh, relu]\n",
+    "search:\n  params:\n    train.learning_rate: {kind: loguniform, low: 1.0e-4, high: 1.0e-2}\n"
+    "    model.activation: {kind: choice, values: [tanh, relu]}\n"
+    "  objective: {metric: compression/binning/last_hidden, mode: max}\n  n_trials: 3\n",
+)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("compression/binning/last_hidden", "spread/binning/last_hidden", "unknown metric 'spread/binning"),
+        ("compression/binning/last_hidden", "compression/ksg/last_hidden", "estimator 'ksg' is not in base"),
+        ("low: 1.0e-4, high: 1.0e-2", "low: 1.0e-2, high: 1.0e-4", "must be greater than low"),
+        ("kind: loguniform, low: 1.0e-4", "kind: loguniform, low: 0.0", "loguniform needs low > 0"),
+        ("values: [tanh, relu]", "values: [tanh, bogus]", r"search.params.model.activation\[1\] = 'bogus'"),
+        ("mode: max", "mode: up", "mode"),
+    ],
+)
+def test_bad_search(tmp_path, old, new, message):
+    assert sweep.load(write(tmp_path, SEARCH)).spec.search.n_trials == 3
+    with pytest.raises(ValueError, match=message):
+        sweep.load(write(tmp_path, SEARCH.replace(old, new)))

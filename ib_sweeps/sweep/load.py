@@ -24,6 +24,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from ib_sweeps import config, yamlio
+from ib_sweeps.sweep import summary
 from ib_sweeps.sweep.spec import SEED_AXIS, SweepSpec
 
 _MAX_REPORTED = 10
@@ -157,6 +158,18 @@ def _apply(raw: dict, key: str, value, origin: str) -> dict:
     return {**raw, "base": yamlio.set_path(raw.get("base") or {}, key, value, config.OVERRIDE_SEEDS)}
 
 
+def _objective_problems(spec: SweepSpec, base: config.TrialConfig) -> list[tuple[str, str]]:
+    metric = spec.search.objective.metric
+    keys = [e.key for e in base.estimators]
+    parts = metric.split("/")
+    if not summary.is_known_metric(metric):
+        allowed = f"<{'|'.join(summary.STATS)}>/<estimator>/<layer_k|last_hidden>, or {', '.join(summary.HISTORY)}"
+        return [("search.objective.metric", f"unknown metric {metric!r}; allowed: {allowed}")]
+    if len(parts) == 3 and parts[1] not in keys:
+        return [("search.objective.metric", f"estimator {parts[1]!r} is not in base.estimators; allowed: {keys}")]
+    return []
+
+
 def _check_trials(sweep: Sweep, what: str) -> None:
     """Base, each axis value alone, then every trial config must validate; all problems in one error."""
     spec, problems = sweep.spec, []
@@ -174,6 +187,8 @@ def _check_trials(sweep: Sweep, what: str) -> None:
 
     if not check("base", {}):
         raise config.ConfigError(problems, what)
+    if spec.search is not None:
+        problems += _objective_problems(spec, sweep.trial_for({}).config)
     singles = {**(spec.grid or {}), **({k: d.bounds() for k, d in spec.search.params.items()} if spec.search else {})}
     section = "grid" if spec.grid is not None else "search.params"
     for axis, values in singles.items():
