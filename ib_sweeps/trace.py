@@ -10,6 +10,11 @@ Saved as ``trace.npz`` (numpy, no pickles) with these arrays:
   ``history_keys`` (``loss/train``, ``accuracy/train``, ``loss/test``,
   ``accuracy/test``); row e is epoch e. Rows after a divergence are NaN.
 * ``h_x``, ``h_y`` float: H(X) and H(Y) in bits of the measured inputs.
+* ``pooled_window`` int (0: none), ``pooled_estimators`` str, ``pooled_epochs``
+  int (p,): pooled ("as-if-random") estimates over windows of that many epochs,
+  each ending at its ``pooled_epochs`` entry; ``pooled_ixt``, ``pooled_iyt``
+  float (p, n_pooled_estimators, n_layers) in bits. Empty without a ``pooled``
+  config section (and in traces written before it existed).
 """
 
 from __future__ import annotations
@@ -32,6 +37,11 @@ class Trace:
     ixt: list[np.ndarray] = field(default_factory=list)
     iyt: list[np.ndarray] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
+    pooled_window: int = 0
+    pooled_estimators: list[str] = field(default_factory=list)
+    pooled_epochs: list[int] = field(default_factory=list)
+    pooled_ixt: list[np.ndarray] = field(default_factory=list)
+    pooled_iyt: list[np.ndarray] = field(default_factory=list)
 
     def add(self, epoch: int, ixt: np.ndarray, iyt: np.ndarray, reason: str = "scheduled") -> None:
         """Record one measured epoch (any order); ``ixt``/``iyt`` are (n_estimators, n_layers) in bits."""
@@ -39,6 +49,12 @@ class Trace:
         self.ixt.append(np.asarray(ixt, dtype=np.float64))
         self.iyt.append(np.asarray(iyt, dtype=np.float64))
         self.reasons.append(reason)
+
+    def add_pooled(self, end_epoch: int, ixt: np.ndarray, iyt: np.ndarray) -> None:
+        """Record one window's pooled estimates; ``ixt``/``iyt`` are (n_pooled_estimators, n_layers) in bits."""
+        self.pooled_epochs.append(int(end_epoch))
+        self.pooled_ixt.append(np.asarray(ixt, dtype=np.float64))
+        self.pooled_iyt.append(np.asarray(iyt, dtype=np.float64))
 
     def sorted(self) -> Trace:
         """The same trace with measured epochs in increasing order."""
@@ -55,12 +71,18 @@ class Trace:
             [self.ixt[i] for i in pick],
             [self.iyt[i] for i in pick],
             [self.reasons[i] for i in pick],
+            self.pooled_window,
+            self.pooled_estimators,
+            self.pooled_epochs,
+            self.pooled_ixt,
+            self.pooled_iyt,
         )
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The npz arrays, epochs sorted."""
         t = self.sorted()
         shape = (0, len(self.estimators), len(self.layers))
+        pooled_shape = (0, len(self.pooled_estimators), len(self.layers))
         return {
             "epochs": np.asarray(t.epochs, dtype=np.int64),
             "reasons": np.asarray(t.reasons, dtype=str),
@@ -72,6 +94,11 @@ class Trace:
             "history": self.history,
             "h_x": np.float64(self.h_x),
             "h_y": np.float64(self.h_y),
+            "pooled_window": np.int64(self.pooled_window),
+            "pooled_estimators": np.asarray(self.pooled_estimators, dtype=str),
+            "pooled_epochs": np.asarray(self.pooled_epochs, dtype=np.int64),
+            "pooled_ixt": np.stack(self.pooled_ixt) if self.pooled_ixt else np.zeros(pooled_shape),
+            "pooled_iyt": np.stack(self.pooled_iyt) if self.pooled_iyt else np.zeros(pooled_shape),
         }
 
     def save(self, path: str | Path) -> Path:
@@ -93,4 +120,17 @@ def load(path: str | Path) -> Trace:
             ixt=list(z["ixt"]),
             iyt=list(z["iyt"]),
             reasons=z["reasons"].tolist() if "reasons" in z else ["scheduled"] * len(z["epochs"]),
+            **_pooled(z),
         )
+
+
+def _pooled(z) -> dict:
+    if "pooled_window" not in z:  # written before pooled estimates existed
+        return {}
+    return {
+        "pooled_window": int(z["pooled_window"]),
+        "pooled_estimators": z["pooled_estimators"].tolist(),
+        "pooled_epochs": z["pooled_epochs"].tolist(),
+        "pooled_ixt": list(z["pooled_ixt"]),
+        "pooled_iyt": list(z["pooled_iyt"]),
+    }

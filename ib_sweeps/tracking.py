@@ -9,9 +9,13 @@ Metric key grammar (all information in bits):
 * ``ixt/<estimator>/<layer>``, ``iyt/<estimator>/<layer>``: I(X;T), I(Y;T) at
   measured epochs (``step`` = epoch; layers ``layer_1`` ... ``layer_L``, the last
   being the softmax output).
+* ``pooled/ixt/<estimator>/<layer>``, ``pooled/iyt/<estimator>/<layer>``: the
+  pooled ("as-if-random") I(X;T), I(Y;T) of a window of ``pooled.window``
+  epochs (``step`` = the window's last epoch); only with a ``pooled`` section.
 * ``loss/train``, ``loss/test``, ``accuracy/train``, ``accuracy/test``: every epoch.
 * ``entropy/x``, ``entropy/y``: H(X), H(Y) of the measured inputs (step 0).
-* ``time/train_s``, ``time/estimate_s``, ``time/total_s``: wall time (final).
+* ``time/train_s``, ``time/estimate_s``, ``time/total_s``: wall time (final);
+  ``time/pooled_s``: of the pooled estimates (only with a ``pooled`` section).
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ Data flows one way: the config builds the data set and the compiled core; at
 each scheduled epoch the core returns every layer's activity, each estimator
 turns it into (I(X;T), I(Y;T)) in bits, and one flat metrics dict per measured
 epoch goes to MLflow. The trace, figures and config are logged as artifacts.
+With a ``pooled`` section, windows of epochs are also estimated pooled
+(:mod:`ib_sweeps.pooled`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ib_sweeps import __version__, config, data, tracking
+from ib_sweeps import __version__, config, data, pooled, tracking
 from ib_sweeps.estimators import discrete
 from ib_sweeps.trace import Trace
 
@@ -50,6 +52,37 @@ def epoch_metrics(keys, layers, ixt, iyt) -> dict[str, float]:
 
 def _history_steps(first_epoch: int, rows: np.ndarray, keys) -> list[tuple[int, dict[str, float]]]:
     return [(first_epoch + i, dict(zip(keys, row, strict=True))) for i, row in enumerate(rows)]
+
+
+def _advance(core, to_epoch: int, wanted, snapshots: bool):
+    """Train to ``to_epoch``: (history rows, activities, weight snapshots or None, {epoch: activities}).
+
+    The dict holds the activities of the ``wanted`` epochs reached by this call
+    (``to_epoch`` included), for pooled windows. With snapshots, those before
+    ``to_epoch`` are recomputed from the snapshots and the core trains in one
+    call, exactly as without pooling; else the core stops at each of them,
+    which gives the same numbers (training does not depend on the chunking).
+    """
+    from ib_sweeps import train
+
+    start, first = core.epoch, core.epoch + 1 if to_epoch > 0 else 0
+    between = sorted(e for e in wanted if start < e < to_epoch)
+    if snapshots:
+        rows, acts, snaps = core.advance_with_snapshots(to_epoch)
+        passed = {e: core.activity_from(snaps[e - start - 1]) for e in between}
+    else:
+        chunks, passed, snaps = [], {}, None
+        try:
+            for e in between:
+                r, passed[e] = core.advance(e)
+                chunks.append(r)
+            r, acts = core.advance(to_epoch)
+        except train.TrainingDiverged as err:  # report the whole call's finite history
+            raise train.TrainingDiverged(err.epoch, first, np.concatenate([*chunks, err.rows])) from None
+        rows = np.concatenate([*chunks, r])
+    if to_epoch in wanted:
+        passed[to_epoch] = acts
+    return rows, acts, snaps, passed
 
 
 def run_trial(cfg: config.TrialConfig, opts: tracking.RunOptions | None = None) -> TrialResult:
@@ -106,8 +139,14 @@ def _train_and_measure(cfg, log, progress: bool):
     keys, primary = [e.key for e in cfg.estimators], cfg.primary_estimator()
     history = np.full((cfg.train.epochs + 1, len(train.HISTORY_KEYS)), np.nan)
     trace = Trace(keys, core.layer_names, list(train.HISTORY_KEYS), h_x, h_y, history)
+    windows = pooled.Windows(cfg.pooled, cfg.train.epochs) if cfg.pooled is not None else None
+    pooled_ests = [cfg.estimators[i] for i in cfg.pooled_estimators()]
+    if windows is not None:
+        trace.pooled_window, trace.pooled_estimators = cfg.pooled.window, [e.key for e in pooled_ests]
     log.metrics([(0, {"entropy/x": h_x, "entropy/y": h_y})])
     seconds = {"train_s": 0.0, "estimate_s": 0.0}
+    if windows is not None:
+        seconds["pooled_s"] = 0.0
 
     def record(epoch, ixt, iyt, reason, steps=None):
         trace.add(epoch, ixt, iyt, reason)
@@ -116,6 +155,16 @@ def _train_and_measure(cfg, log, progress: bool):
         steps = steps or [(epoch, {})]
         steps[-1][1].update(metrics)
         log.metrics(steps)
+
+    def measure_windows(passed):
+        for epoch in sorted(passed):  # window epochs reached, in order
+            window = windows.add(epoch, passed[epoch])
+            if window is not None:
+                t0 = time.perf_counter()
+                ixt, iyt = pooled.measure(pooled_ests, window, labels)
+                seconds["pooled_s"] += time.perf_counter() - t0
+                trace.add_pooled(epoch, ixt, iyt)
+                log.metrics([(epoch, pooled.metrics(trace.pooled_estimators, core.layer_names, ixt, iyt))])
 
     def backtrack_gap(gap, snaps):
         # Runs in a worker thread while training goes on; the live network is not touched.
@@ -142,10 +191,8 @@ def _train_and_measure(cfg, log, progress: bool):
         while (epoch := plan.next()) is not None:
             first = core.epoch + 1 if epoch > 0 else 0
             t0 = time.perf_counter()
-            if pool is not None:
-                rows, activities, snaps = core.advance_with_snapshots(epoch)
-            else:
-                rows, activities = core.advance(epoch)
+            wanted = windows.wanted if windows is not None else ()
+            rows, activities, snaps, passed = _advance(core, epoch, wanted, pool is not None)
             t1 = time.perf_counter()
             ixt, iyt = measure(cfg.estimators, activities, labels)
             seconds["estimate_s"] += time.perf_counter() - t1
@@ -156,6 +203,8 @@ def _train_and_measure(cfg, log, progress: bool):
             if gap is not None:
                 futures.append(pool.submit(backtrack_gap, gap, snaps))
             harvest(futures)
+            if windows is not None:
+                measure_windows(passed)
             bar.update(int(epoch) - bar.n)
             bar.set_postfix({"loss": f"{rows[-1, 0]:.3g}", "test_acc": f"{rows[-1, 3]:.3f}"}, refresh=False)
         t_wait = time.perf_counter()

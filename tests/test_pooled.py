@@ -154,3 +154,175 @@ def test_conv_activity_reduced_per_epoch(method):
     assert concat.pooled_information_plane(conv, y) == concat.pooled_information_plane(flat, y)
     per_channel = [concat.pooled_information_plane([c[..., k].reshape(60, -1) for c in conv], y) for k in range(3)]
     assert mean.pooled_information_plane(conv, y) == pytest.approx(tuple(np.mean(per_channel, axis=0)))
+
+
+# In a trial: config, windows, stepping the core, trace, metrics.
+
+POOLED_TRIAL = {
+    "train": {"epochs": 12},
+    "model": {"hidden": [6, 4, 3]},
+    "estimators": [{"label": "idnns"}, {"label": "saxe", "bin_size": 0.07}],
+}
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"pooled": {"window": 1}}, "pooled.window: Input should be greater than or equal to 2; got 1"),
+        ({"pooled": {}}, "pooled.window: Field required"),
+        (
+            {"pooled": {"window": 5, "epochs": [3, 100]}},
+            "pooled.epochs: windows of 5 epochs ending at [3] would start before epoch 0; allowed: end epochs >= w",
+        ),
+        (
+            {"pooled": {"window": 3, "epochs": [900]}, "train": {"epochs": 500}},
+            "pooled: epochs [900] are beyond train.epochs = 500; allowed: window end epochs <= 500",
+        ),
+        (
+            {"pooled": {"window": 3, "estimators": ["kde"]}},
+            "pooled: estimators ['kde'] are not estimators of this trial; allowed: binning",
+        ),
+        (
+            {"pooled": {"window": 3, "last": True}},
+            "pooled: unknown key 'last'; allowed keys: window, epochs, estimators",
+        ),
+    ],
+)
+def test_bad_pooled_config_names_key_value_and_allowed(raw, message):
+    from ib_sweeps import config
+
+    with pytest.raises(config.ConfigError) as err:
+        config.validate(raw)
+    assert message in str(err.value)
+
+
+def test_pooled_config_defaults_and_unchanged_hash_without_it():
+    from ib_sweeps import config
+    from ib_sweeps.cli import load_config
+
+    cfg = load_config(None, ["pooled.window=10", "train.epochs=300"])
+    assert cfg.pooled.end_epochs(300) == [300] and list(cfg.pooled.window_of(300)) == list(range(291, 301))
+    assert cfg.pooled_estimators() == [0] and config.validate({}).pooled_estimators() == []
+    assert config.validate(config.to_dict(cfg)) == cfg
+    assert "pooled" not in config.to_dict(config.validate({}))  # params and hashes of other configs unchanged
+    assert config.flatten(cfg)["pooled.window"] == "10"
+
+
+def test_windows_keep_only_what_open_windows_need():
+    from ib_sweeps.pooled import PooledConfig, Windows
+
+    w = Windows(PooledConfig(window=3, epochs=[5, 4]), n_epochs=10)
+    assert w.ends == [4, 5] and w.wanted == {2, 3, 4, 5}
+    got = {}
+    for epoch in range(7):
+        acts = [np.full((2, 1), epoch), np.full((2, 2), -epoch)]  # two layers
+        window = w.add(epoch, acts)
+        if window is not None:
+            got[epoch] = [[int(a[0, 0]) for a in layer] for layer in window]
+        assert set(w.kept) <= {e for e in range(epoch + 1) if e >= (2 if epoch < 4 else 3)}
+    assert got == {4: [[2, 3, 4], [-2, -3, -4]], 5: [[3, 4, 5], [-3, -4, -5]]}
+    assert w.kept == {}
+
+
+class _FakeCore:
+    """A training core whose activity and weights at epoch e are just e."""
+
+    def __init__(self, diverge_at=None):
+        self.epoch, self.calls, self.diverge_at = 0, [], diverge_at
+
+    def advance(self, to_epoch):
+        from ib_sweeps.train import TrainingDiverged
+
+        self.calls.append(to_epoch)
+        first = self.epoch + 1 if to_epoch > 0 else 0
+        rows = np.repeat(np.arange(first, to_epoch + 1, dtype=float)[:, None], 4, axis=1)
+        if self.diverge_at is not None and first <= self.diverge_at <= to_epoch:
+            raise TrainingDiverged(self.diverge_at, first, rows[: self.diverge_at - first])
+        self.epoch = to_epoch
+        return rows, [np.full((2, 1), float(to_epoch))]
+
+    def advance_with_snapshots(self, to_epoch):
+        start = self.epoch
+        rows, acts = self.advance(to_epoch)
+        return rows, acts, np.arange(start + 1, to_epoch, dtype=float)[:, None]
+
+    def activity_from(self, flat):
+        return [np.full((2, 1), flat[0])]
+
+
+@pytest.mark.parametrize("snapshots", [False, True])
+def test_advance_collects_window_epochs(snapshots):
+    from ib_sweeps.trial import _advance
+
+    core = _FakeCore()
+    _, _, _, passed = _advance(core, 0, {3, 4, 8, 11}, snapshots)
+    assert passed == {}
+    rows, acts, snaps, passed = _advance(core, 8, {3, 4, 8, 11}, snapshots)
+    assert rows[:, 0].tolist() == list(range(1, 9)) and acts[0][0, 0] == 8.0
+    assert {e: a[0][0, 0] for e, a in passed.items()} == {3: 3.0, 4: 4.0, 8: 8.0}
+    # With snapshots the core trains in one call (and keeps every epoch's weights); else it stops.
+    assert core.calls == ([0, 8] if snapshots else [0, 3, 4, 8])
+    assert (snaps is not None and snaps[:, 0].tolist() == list(range(1, 8))) == snapshots
+
+
+def test_divergence_after_a_stop_reports_the_whole_history():
+    from ib_sweeps.train import TrainingDiverged
+    from ib_sweeps.trial import _advance
+
+    core = _FakeCore(diverge_at=6)
+    core.advance(0)
+    with pytest.raises(TrainingDiverged) as err:
+        _advance(core, 8, {3}, snapshots=False)
+    assert (err.value.epoch, err.value.first_epoch) == (6, 1) and err.value.rows[:, 0].tolist() == [1, 2, 3, 4, 5]
+
+
+def test_trace_keeps_pooled_estimates(tmp_path):
+    from ib_sweeps import trace
+
+    t = trace.Trace(["a", "b"], ["l1", "l2"], ["loss/train"], 12.0, 1.0, np.zeros((3, 1)))
+    t.add(0, np.zeros((2, 2)), np.zeros((2, 2)))
+    t.pooled_window, t.pooled_estimators = 3, ["b"]
+    t.add_pooled(2, np.array([[11.5, 10.0]]), np.array([[0.9, 0.8]]))
+    back = trace.load(t.save(tmp_path / "t.npz"))
+    assert (back.pooled_window, back.pooled_estimators, back.pooled_epochs) == (3, ["b"], [2])
+    assert back.pooled_ixt[0].tolist() == [[11.5, 10.0]] and back.pooled_iyt[0].tolist() == [[0.9, 0.8]]
+    assert back.sorted().pooled_epochs == [2]
+    empty = trace.load(trace.Trace(["a"], ["l1"], ["loss/train"], 12.0, 1.0, np.zeros((3, 1))).save(tmp_path / "e.npz"))
+    assert (empty.pooled_window, empty.pooled_epochs, empty.pooled_ixt) == (0, [], [])
+
+
+@pytest.mark.usefixtures("tf_ready")
+def test_trial_logs_pooled_windows_without_disturbing_the_schedule(tracking_uri):
+    from mlflow import MlflowClient
+
+    from ib_sweeps import config, tracking
+    from ib_sweeps.trial import run_trial
+
+    opts = tracking.RunOptions(tracking_uri=tracking_uri, progress=False)
+    # delta_exact keeps weight snapshots: window epochs come from them; log stops the core at each.
+    by_snapshots = config.validate({**POOLED_TRIAL, "pooled": {"window": 3, "epochs": [6, 12], "estimators": ["saxe"]}})
+    by_steps = config.validate({**POOLED_TRIAL, "schedule": {"kind": "log", "n": 4}, "pooled": {"window": 3}})
+    a, b = run_trial(by_snapshots, opts), run_trial(by_steps, opts)
+
+    client = MlflowClient(tracking_uri)
+    history = client.get_metric_history(a.run_id, "pooled/ixt/saxe/layer_2")
+    assert sorted(m.step for m in history) == [6, 12]
+    assert "pooled/ixt/idnns/layer_1" not in client.get_run(a.run_id).data.metrics
+    run_b = client.get_run(b.run_id).data.metrics
+    assert {
+        f"pooled/{q}/{e}/layer_{j}" for q in ("ixt", "iyt") for e in ("idnns", "saxe") for j in (1, 2, 3, 4)
+    } <= set(run_b)
+    assert "time/pooled_s" in run_b
+    ta, tb = a.trace, b.trace
+    assert (ta.pooled_window, ta.pooled_estimators, ta.pooled_epochs) == (3, ["saxe"], [6, 12])
+    assert (tb.pooled_estimators, tb.pooled_epochs) == (["idnns", "saxe"], [12])
+    for t in (ta, tb):  # at most H(X) = 12 bits and H(Y)
+        assert (np.stack(t.pooled_ixt) <= t.h_x + 1e-9).all() and (np.stack(t.pooled_iyt) <= t.h_y + 1e-9).all()
+    # Both ways give the same window activity, and neither changes the training or the scheduled estimates.
+    assert np.array_equal(ta.pooled_ixt[1][0], tb.pooled_ixt[0][1]) and np.array_equal(
+        ta.pooled_iyt[1][0], tb.pooled_iyt[0][1]
+    )
+    assert np.array_equal(ta.history, tb.history)
+    for epoch in set(ta.epochs) & set(tb.epochs):
+        i, j = ta.epochs.index(epoch), tb.epochs.index(epoch)
+        assert np.array_equal(ta.ixt[i], tb.ixt[j]) and np.array_equal(ta.iyt[i], tb.iyt[j])
