@@ -133,6 +133,7 @@ def test_interrupt_kill_and_resume_without_duplicates(tmp_path):
     path = sweep_file(tmp_path, epochs=150, batch=64, seeds=2)
     cmd = [sys.executable, "-m", "ib_sweeps.cli", "sweep", path, "--tracking-uri", uri, "--max-concurrent", "1"]
     log = open(tmp_path / "run.log", "w")  # noqa: SIM115
+    runs(uri, "tiny")  # create the store here: two processes migrating a new SQLite file at once collide
     # 1. SIGTERM once a trial has finished: exits 130, parent and running child marked KILLED
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=clean_env(), stdout=log, stderr=log)
     _wait_for(lambda: len(_finished(uri)) >= 1)
@@ -181,11 +182,15 @@ def test_mlflow_run_main_entry_point_runs_a_sweep(tmp_path):
 
 def test_optuna_search(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    text = Path(sweep_file(tmp_path, seeds=1)).read_text().replace(
-        "grid:\n  model.activation: [tanh, relu]\n",
-        "search:\n  params:\n    train.learning_rate: {kind: loguniform, low: 1.0e-3, high: 1.0e-1}\n"
-        "    model.hidden: {kind: choice, values: [[4, 3], [5]]}\n"
-        "  objective: {metric: compression/binning/last_hidden, mode: max}\n  n_trials: 3\n",
+    text = (
+        Path(sweep_file(tmp_path, seeds=1))
+        .read_text()
+        .replace(
+            "grid:\n  model.activation: [tanh, relu]\n",
+            "search:\n  params:\n    train.learning_rate: {kind: loguniform, low: 1.0e-3, high: 1.0e-1}\n"
+            "    model.hidden: {kind: choice, values: [[4, 3], [5]]}\n"
+            "  objective: {metric: compression/binning/last_hidden, mode: max}\n  n_trials: 3\n",
+        )
     )
     (tmp_path / "search.yaml").write_text(text)
     proc = cli(str(tmp_path / "search.yaml"), "--tracking-uri", uri, cwd=tmp_path)
@@ -242,7 +247,7 @@ def test_sweep_joins_a_ray_cluster_and_a_tracking_server(tmp_path, cluster):
     workdir.mkdir()
     proc = cli(sweep_file(tmp_path, seeds=1), "--address", address, cwd=workdir, env=clean_env(MLFLOW_TRACKING_URI=url))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    client, (parent,), children = runs(url, "tiny")
+    client, (_parent,), children = runs(url, "tiny")
     assert len(children) == 2 and {c.info.status for c in children} == {"FINISHED"}
     for child in children:  # artifacts went through the server, not to a worker's local path
         assert child.info.artifact_uri.startswith("mlflow-artifacts:")

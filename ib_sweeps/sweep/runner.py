@@ -181,7 +181,6 @@ def run_sweep(
     storage = tempfile.mkdtemp(prefix="ib-sweeps-ray-")
     interrupted, results, status = False, None, "FAILED"  # FAILED unless the fit returns or is interrupted
     previous = signal.getsignal(signal.SIGTERM)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         results = _fit(sweep, led, uri, address, max_concurrent, storage, progress, stream, total)
         status = "FAILED" if results.num_errors else "FINISHED"
@@ -209,16 +208,27 @@ def _shutdown_ray() -> None:
         ray.shutdown()
 
 
+def _use_cluster_token() -> None:
+    """Send the cluster's auth token when one is available (``ray start`` enables token auth by default in 2.5x+)."""
+    from pathlib import Path
+
+    has_token = os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
+    if "RAY_AUTH_MODE" not in os.environ and (has_token or (Path.home() / ".ray" / "auth_token").is_file()):
+        os.environ["RAY_AUTH_MODE"] = "token"
+
+
 def _fit(sweep, led, uri, address, max_concurrent, storage, progress, stream, total):
     import logging
 
     os.environ.update({k: v for k, v in RAY_ENV.items() if k not in os.environ})
+    address = address or os.environ.get("RAY_ADDRESS") or "local"
+    if address != "local":
+        _use_cluster_token()  # before Ray is imported: it reads its auth mode then
     import ray
     from ray import tune
 
     from ib_sweeps.sweep.progress import make_callback
 
-    address = address or os.environ.get("RAY_ADDRESS") or "local"
     ray.init(
         address=address,
         include_dashboard=False,
@@ -226,6 +236,7 @@ def _fit(sweep, led, uri, address, max_concurrent, storage, progress, stream, to
         logging_level=logging.ERROR,
         configure_logging=True,
     )
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # after ray.init, which installs its own handler
     for noisy in ("ray.tune", "ray.air", "ray.train"):  # trial errors are reported by the progress callback
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
     _check_resources(sweep)
