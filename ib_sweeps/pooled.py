@@ -89,9 +89,6 @@ def measure(estimators, windows: list[list[np.ndarray]], labels) -> tuple[np.nda
 
 def metrics(keys, layers, ixt, iyt) -> dict[str, float]:
     """Flat metric dict ``pooled/ixt/<estimator>/<layer>`` and ``pooled/iyt/...`` of one window."""
-    out = {}
-    for i, key in enumerate(keys):
-        for j, layer in enumerate(layers):
-            out[f"pooled/ixt/{key}/{layer}"] = ixt[i, j]
-            out[f"pooled/iyt/{key}/{layer}"] = iyt[i, j]
-    return out
+    from ib_sweeps.trace import plane_metrics
+
+    return plane_metrics(keys, layers, ixt, iyt, prefix="pooled/")

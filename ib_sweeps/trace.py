@@ -25,6 +25,16 @@ from pathlib import Path
 import numpy as np
 
 
+def plane_metrics(keys, layers, ixt, iyt, prefix: str = "") -> dict[str, float]:
+    """Flat metric dict ``<prefix>ixt/<estimator>/<layer>`` and ``<prefix>iyt/...`` (bits) of one measurement."""
+    out = {}
+    for i, key in enumerate(keys):
+        for j, layer in enumerate(layers):
+            out[f"{prefix}ixt/{key}/{layer}"] = ixt[i, j]
+            out[f"{prefix}iyt/{key}/{layer}"] = iyt[i, j]
+    return out
+
+
 @dataclass
 class Trace:
     estimators: list[str]

@@ -19,7 +19,7 @@ import numpy as np
 
 from ib_sweeps import __version__, config, data, pooled, tracking
 from ib_sweeps.estimators import discrete
-from ib_sweeps.trace import Trace
+from ib_sweeps.trace import Trace, plane_metrics
 
 
 @dataclass(frozen=True)
@@ -42,12 +42,7 @@ def measure(estimators, activities, labels) -> tuple[np.ndarray, np.ndarray]:
 
 def epoch_metrics(keys, layers, ixt, iyt) -> dict[str, float]:
     """Flat metric dict ``ixt/<estimator>/<layer>`` and ``iyt/...`` of one measured epoch."""
-    out = {}
-    for i, key in enumerate(keys):
-        for j, layer in enumerate(layers):
-            out[f"ixt/{key}/{layer}"] = ixt[i, j]
-            out[f"iyt/{key}/{layer}"] = iyt[i, j]
-    return out
+    return plane_metrics(keys, layers, ixt, iyt)
 
 
 def _history_steps(first_epoch: int, rows: np.ndarray, keys) -> list[tuple[int, dict[str, float]]]:

@@ -127,6 +127,10 @@ def _finished(uri):
     return [c for c in runs(uri, "tiny")[2] if c.info.status == "FINISHED"]
 
 
+def _running(uri):
+    return any(c.info.status == "RUNNING" for c in runs(uri, "tiny")[2])
+
+
 def test_interrupt_kill_and_resume_without_duplicates(tmp_path):
     """SIGTERM, then SIGKILL of the driver, then the same command finishes the sweep exactly once."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -136,7 +140,7 @@ def test_interrupt_kill_and_resume_without_duplicates(tmp_path):
     runs(uri, "tiny")  # create the store here: two processes migrating a new SQLite file at once collide
     # 1. SIGTERM once a trial has finished: exits 130, parent and running child marked KILLED
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=clean_env(), stdout=log, stderr=log)
-    _wait_for(lambda: len(_finished(uri)) >= 1)
+    _wait_for(lambda: len(_finished(uri)) >= 1 and _running(uri))
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=120) == 130
     _, (parent,), children = runs(uri, "tiny")
@@ -145,7 +149,7 @@ def test_interrupt_kill_and_resume_without_duplicates(tmp_path):
     done = len(_finished(uri))
     # 2. resume, then SIGKILL (no chance to clean up): runs are left RUNNING
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=clean_env(), stdout=log, stderr=log)
-    _wait_for(lambda: len(_finished(uri)) > done and any(c.info.status == "RUNNING" for c in runs(uri, "tiny")[2]))
+    _wait_for(lambda: len(_finished(uri)) > done and _running(uri))
     proc.kill()
     proc.wait(timeout=60)
     assert runs(uri, "tiny")[1][0].info.status == "RUNNING"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from ib_sweeps.estimators import discrete
 from ib_sweeps.types import FROZEN, Str
@@ -146,6 +146,19 @@ class Estimator(BaseModel):
 
     def _plane(self, activity: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
         raise NotImplementedError
+
+
+class JitteredEstimator(Estimator):
+    """Base of the kNN-type estimators: ties (e.g. saturated units) are broken by a tiny seeded Gaussian jitter."""
+
+    jitter: float = Field(default=1e-10, ge=0)
+    seed: int = Field(default=0, ge=0, strict=True)
+
+    def _jittered(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """``x`` plus ``jitter`` x max(1, mean |x|) x N(0, 1) noise from ``rng``, in float64."""
+        x = np.asarray(x, dtype=np.float64)
+        scale = self.jitter * max(1.0, float(np.mean(np.abs(x))))
+        return x + scale * rng.standard_normal(x.shape)
 
 
 def check_pair(a, b) -> tuple[np.ndarray, np.ndarray]:

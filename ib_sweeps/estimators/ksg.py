@@ -34,23 +34,16 @@ from scipy.spatial import cKDTree
 from scipy.special import digamma
 
 from ib_sweeps.estimators import discrete
-from ib_sweeps.estimators.base import Estimator, check_activity, check_pair
+from ib_sweeps.estimators.base import JitteredEstimator, check_activity, check_pair
 
 LN2 = np.log(2.0)
 
 
-class KSG(Estimator):
+class KSG(JitteredEstimator):
     """KSG (continuous pairs) and Ross (continuous-discrete) kNN estimators."""
 
     method: Literal["ksg"] = "ksg"
     k: int = Field(default=3, ge=1, strict=True)
-    jitter: float = Field(default=1e-10, ge=0)
-    seed: int = Field(default=0, ge=0, strict=True)
-
-    def _jittered(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float64)
-        scale = self.jitter * max(1.0, float(np.mean(np.abs(x))))
-        return x + scale * rng.standard_normal(x.shape)
 
     def _plane(self, a, y):
         """(I(X;T), I(Y;T)) in bits; see the module docstring."""

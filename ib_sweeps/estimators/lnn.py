@@ -67,7 +67,7 @@ from pydantic import Field
 from scipy.spatial import cKDTree
 
 from ib_sweeps.estimators import discrete
-from ib_sweeps.estimators.base import Estimator, check_activity, check_pair
+from ib_sweeps.estimators.base import JitteredEstimator, check_activity, check_pair
 
 LN2 = np.log(2.0)
 EIGEN_FLOOR = 1e-10  # smallest local-covariance eigenvalue, in units of h_i^2
@@ -76,18 +76,11 @@ CALIBRATION_SEED = 2016
 _CHUNK = 2**18  # numbers per (rows, n, d) block of scaled differences
 
 
-class LNN(Estimator):
+class LNN(JitteredEstimator):
     """Local-Gaussian entropy (Gao, Oh & Viswanath 2016) and its 3H mutual information."""
 
     method: Literal["lnn"] = "lnn"
     k: int = Field(default=5, ge=1, strict=True)
-    jitter: float = Field(default=1e-10, ge=0)
-    seed: int = Field(default=0, ge=0, strict=True)
-
-    def _jittered(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float64)
-        scale = self.jitter * max(1.0, float(np.mean(np.abs(x))))
-        return x + scale * rng.standard_normal(x.shape)
 
     def _check_size(self, x: np.ndarray) -> None:
         if len(x) < min_samples(self.k, x.shape[1]):
