@@ -121,14 +121,7 @@ def _sweep(args) -> int:
 
 
 def _positive(text: str) -> int | None:
-    if text == "":  # MLproject's empty default
-        return None
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text!r}")
-    return int(text)
-
-
-def _cpus(text: str) -> int | None:
+    """A positive integer argument; ``""`` (an MLproject parameter's empty default) means unset."""
     if text == "":  # MLproject's empty default
         return None
     if not text.isdigit() or int(text) < 1:
@@ -158,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or ./mlflow.db)")
     p.add_argument("--experiment", help="MLflow experiment (default: $MLFLOW_EXPERIMENT_NAME or ib-sweeps)")
     p.add_argument("--run-name", help="MLflow run name")
-    p.add_argument("--cpus", type=_cpus, help="cap TensorFlow's thread pools to this many CPUs")
+    p.add_argument("--cpus", type=_positive, help="cap TensorFlow's thread pools to this many CPUs")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--print-config", action="store_true", help="print the validated config and exit")
     p.set_defaults(func=_trial)
