@@ -133,11 +133,12 @@ def open_parent(sweep: Sweep, uri: str, *, fresh: bool = False) -> Ledger:
 def finish(ledger: Ledger, status: str) -> dict[str, int]:
     """Mark children left RUNNING as KILLED, write ``summary.csv`` and counts, end the parent with ``status``."""
     kids = children(ledger.client, ledger.experiment_id, ledger.parent_run_id)
-    for run in kids:
-        if run.info.status == "RUNNING":
-            ledger.client.set_tag(run.info.run_id, ERROR, "sweep interrupted while this trial ran")
-            ledger.client.set_terminated(run.info.run_id, "KILLED")
-    kids = children(ledger.client, ledger.experiment_id, ledger.parent_run_id)
+    running = [run for run in kids if run.info.status == "RUNNING"]
+    for run in running:
+        ledger.client.set_tag(run.info.run_id, ERROR, "sweep interrupted while this trial ran")
+        ledger.client.set_terminated(run.info.run_id, "KILLED")
+    if running:  # read their new status and tags back
+        kids = children(ledger.client, ledger.experiment_id, ledger.parent_run_id)
     table = summary_table(kids)
     counts = {s: int((table["status"] == s).sum()) if len(table) else 0 for s in ("FINISHED", "FAILED", "KILLED")}
     if len(table):

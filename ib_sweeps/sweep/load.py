@@ -174,18 +174,16 @@ def _check_trials(sweep: Sweep, what: str) -> None:
     """Base, each axis value alone, then every trial config must validate; all problems in one error."""
     spec, problems = sweep.spec, []
 
-    def check(label: str, axes: dict) -> bool:
+    def check(label: str, axes: dict) -> Trial | None:
         try:
-            sweep.trial_for(axes)
+            return sweep.trial_for(axes)
         except config.ConfigError as err:
             problems.extend((f"{label}: {key}" if key else label, msg) for key, msg in err.problems)
-            return False
         except ValueError as err:
             problems.append((label, str(err)))
-            return False
-        return True
+        return None
 
-    if not check("base", {}):
+    if check("base", {}) is None:
         raise config.ConfigError(problems, what)
     if spec.search is not None:
         problems += _objective_problems(spec, sweep.trial_for({}).config)
@@ -197,11 +195,12 @@ def _check_trials(sweep: Sweep, what: str) -> None:
     if problems:
         raise config.ConfigError(problems[: 3 * _MAX_REPORTED], what)
     if spec.grid is not None:
-        axes = spec.axes()
+        axes, trials = spec.axes(), []
         for values in itertools.product(*axes.values()):
             point = dict(zip(axes, values, strict=True))
-            check(f"grid point {run_name(point)}", point)
+            trials.append(check(f"grid point {run_name(point)}", point))
             if len(problems) >= _MAX_REPORTED:
                 break
         if problems:
             raise config.ConfigError(problems, what)
+        sweep._cache["trials"] = trials  # checked once; :meth:`Sweep.trials` reuses them
