@@ -23,7 +23,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from ib_sweeps import config, yamlio
+from ib_sweeps import config, data, yamlio
+from ib_sweeps.analysis import claims
 from ib_sweeps.sweep import summary
 from ib_sweeps.sweep.spec import SEED_AXIS, SweepSpec
 
@@ -99,6 +100,15 @@ class Sweep:
             self._cache["trials"] = [self.trial_for(p) for p in points]
         return self._cache["trials"]
 
+    def missing_data(self) -> list[str]:
+        """Why data files its trials need cannot be read on this machine (one line each); empty if all are here."""
+        if self.spec.search is None:
+            configs = [t.config for t in self.trials()]
+        else:
+            bounds = [{k: v} for k, d in self.spec.search.params.items() for v in d.bounds()]
+            configs = [self.trial_for(axes).config for axes in [{}, *bounds]]
+        return sorted({m for c in {c.data for c in configs} if (m := data.missing(c))})
+
 
 def run_name(axes: dict) -> str:
     """``activation=tanh,seed=0``: each axis by its last key segment."""
@@ -132,7 +142,25 @@ def load(name_or_path: str, profile: str | None = None, overrides: list[str] | t
     spec = _validate(raw, what)
     sweep = Sweep(spec, str(path), source, profile, tuple(overrides))
     _check_trials(sweep, what)
+    _check_claims(sweep, what)
     return sweep
+
+
+def _check_claims(sweep: Sweep, what: str) -> None:
+    """Claims may only name this sweep's axes, axis values and measured estimators."""
+    spec = sweep.spec
+    if not spec.claims:
+        return
+    if spec.grid is not None:
+        axes: dict = dict(spec.grid)
+        configs = [t.config for t in sweep.trials()]
+    else:
+        axes = {k: (d.values if d.kind == "choice" else None) for k, d in spec.search.params.items()}
+        configs = [sweep.trial_for({}).config]
+    keys = {e.key for cfg in configs for e in cfg.estimators}
+    problems = claims.problems(spec.claims, axes, keys)
+    if problems:
+        raise config.ConfigError(problems, what)
 
 
 def _validate(raw: dict, what: str) -> SweepSpec:

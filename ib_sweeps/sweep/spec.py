@@ -4,8 +4,8 @@ A sweep file (``sweeps/<name>.yaml``) holds ``name``, ``description``, ``base``
 (a full trial config), either ``grid`` (dotted trial-config key -> list of
 values) or ``search`` (distributions for Optuna), ``seeds`` (a count or a list:
 an explicit grid axis), ``resources`` per trial, named ``profiles`` (dotted
-overrides of the sweep file; ``quick`` is required), ``claims`` (stored for
-the analysis, not evaluated here), ``max_failures`` and ``max_concurrent``.
+overrides of the sweep file; ``quick`` is required), ``claims`` (validated
+here, see :mod:`ib_sweeps.analysis.claims`; judged by the analysis), ``max_failures`` and ``max_concurrent``.
 Unknown keys are errors, as in trial configs.
 """
 
@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
+from ib_sweeps.analysis.claims import Claim
 from ib_sweeps.types import FROZEN, Float, Int, PositiveInt, Str
 
 Name = Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
@@ -89,7 +90,7 @@ class SweepSpec(BaseModel):
     seeds: PositiveInt | Annotated[list[Annotated[Int, Field(ge=0)]], Field(min_length=1)] = 1
     resources: Resources = Resources()
     profiles: dict[Name, dict[str, Any]] = {}
-    claims: list[dict[str, Any]] = []
+    claims: list[Claim] = []
     max_failures: Annotated[Int, Field(ge=0)] = 0
     max_concurrent: PositiveInt | None = None
 

@@ -1,0 +1,166 @@
+"""Tidy tables of a sweep's trials, read from MLflow: runs, information traces, loss histories.
+
+Conditions: trials that differ only in their seed share a *condition*, named
+after their non-seed axis values (``activation=tanh``); seeds are the unit of
+replication.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from ib_sweeps.analysis import histories
+from ib_sweeps.analysis.source import Source, locate
+from ib_sweeps.sweep.ledger import AXES, ERROR, HASH, SEED
+
+PLANE = ("ixt", "iyt")
+PER_EPOCH = ("loss/train", "loss/test", "accuracy/train", "accuracy/test")
+GRADIENT = ("grad/snr", "grad/mean_norm", "grad/std_norm")  # per layer: grad/<stat>/<layer>
+RUN_COLUMNS = ("run_id", "condition", "seed")
+
+
+def load_runs(sweep: str | Source, tracking_uri: str | None = None, status: str | tuple | None = None):
+    """One row per child run of the invocation (pandas DataFrame).
+
+    Columns: ``run_id``, ``run_name``, ``status``, ``condition`` (the non-seed
+    axis values, e.g. ``activation=tanh``), ``seed``, ``config_hash``, ``error``,
+    ``start_time``/``end_time`` (UTC timestamps), one column per axis with its
+    typed value (``model.activation``), the other logged config params (as
+    logged, strings) and ``tag.<name>`` for the ``ib_sweeps.*`` tags.
+    ``status``: keep only runs with this status (or these statuses); retried
+    trials have one run per attempt.
+    """
+    import pandas as pd
+
+    src = locate(sweep, tracking_uri)
+    wanted = {status} if isinstance(status, str) else set(status or ())
+    rows = []
+    for run in src.children:
+        if wanted and run.info.status not in wanted:
+            continue
+        tags, params = run.data.tags, run.data.params
+        axes = json.loads(tags.get(AXES, "{}"))
+        seed = axes.pop("seed", tags.get(SEED))
+        row = {
+            "run_id": run.info.run_id,
+            "run_name": run.info.run_name,
+            "status": run.info.status,
+            "condition": condition_name(axes),
+            "seed": int(seed) if seed is not None else -1,
+            "config_hash": tags.get(HASH, ""),
+            "error": tags.get(ERROR, ""),
+            "start_time": pd.to_datetime(run.info.start_time, unit="ms", utc=True),
+            "end_time": pd.to_datetime(run.info.end_time, unit="ms", utc=True) if run.info.end_time else pd.NaT,
+        }
+        row.update({k: v for k, v in sorted(params.items()) if k not in axes and k not in row})
+        row.update(axes)
+        row.update({f"tag.{k}": v for k, v in sorted(tags.items()) if k.startswith("ib_sweeps.")})
+        rows.append(row)
+    columns = ["run_id", "run_name", "status", "condition", "seed", "config_hash", "error", "start_time", "end_time"]
+    return pd.DataFrame(rows, columns=None if rows else columns)
+
+
+def axis_columns(src: Source) -> list[str]:
+    """The sweep's axes (without the seed), in the order the trials declare them."""
+    seen: dict[str, None] = {}
+    for run in src.children:
+        for key in json.loads(run.data.tags.get(AXES, "{}")):
+            if key != "seed":
+                seen[key] = None
+    return list(seen)
+
+
+def condition_name(axes: dict) -> str:
+    """``activation=tanh,batch_size=full``: each non-seed axis by its last key segment (``all`` when none)."""
+    parts = [f"{k.rsplit('.', 1)[-1]}={_short(v)}" for k, v in axes.items() if k != "seed"]
+    return ",".join(parts) or "all"
+
+
+def _short(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+
+def load_trace(
+    sweep: str | Source, tracking_uri: str | None = None, status: str | tuple | None = "FINISHED", pooled=False
+):
+    """Tidy trace: one row per trial x measured epoch x layer x estimator (pandas DataFrame).
+
+    Columns: ``run_id``, ``condition``, ``seed``, the axis columns, ``epoch``,
+    ``layer`` (``layer_1`` ... ``layer_L``, the last the softmax output),
+    ``layer_index`` (1 ... L), ``n_layers`` (L), ``estimator``, ``ixt``, ``iyt``
+    (bits), the per-epoch ``loss/train``, ``loss/test``, ``accuracy/train``,
+    ``accuracy/test`` at that epoch, and where the trial logged gradient
+    statistics ``grad/snr``, ``grad/mean_norm``, ``grad/std_norm`` of the layer
+    (NaN otherwise). ``pooled=True`` reads the pooled ("as-if-random")
+    estimates ``pooled/ixt|iyt/...`` instead, one row per window end.
+    ``status``: which runs (default: FINISHED; ``None``: all).
+    """
+    import pandas as pd
+
+    src = locate(sweep, tracking_uri)
+    runs = load_runs(src, status=status)
+    prefix = "pooled/" if pooled else ""
+    data = _read(src, runs, lambda k: k.startswith((prefix + "ixt/", prefix + "iyt/", "grad/", *PER_EPOCH)))
+    plane, grads, epochs = [], [], []
+    for (run_id, key), (steps, values) in data.items():
+        parts = key.removeprefix(prefix).split("/")
+        if parts[0] in PLANE and len(parts) == 3 and key.startswith(prefix + parts[0]):
+            plane.append(pd.DataFrame({"run_id": run_id, "q": parts[0], "estimator": parts[1], "layer": parts[2],
+                                       "epoch": steps, "value": values}))  # fmt: skip
+        elif key.startswith("grad/") and len(parts) == 3:
+            grads.append(pd.DataFrame({"run_id": run_id, "q": f"grad/{parts[1]}", "layer": parts[2],
+                                       "epoch": steps, "value": values}))  # fmt: skip
+        elif key in PER_EPOCH:
+            epochs.append(pd.DataFrame({"run_id": run_id, "q": key, "epoch": steps, "value": values}))
+    keys = ["run_id", "estimator", "layer", "epoch"]
+    if not plane:
+        return pd.DataFrame(columns=[*RUN_COLUMNS, *keys, "layer_index", "n_layers", *PLANE])
+    out = pd.concat(plane).pivot_table(index=keys, columns="q", values="value", aggfunc="last").reset_index()
+    out.columns.name = None
+    for q in PLANE:
+        if q not in out:
+            out[q] = np.nan
+    out["layer_index"] = out["layer"].str.extract(r"(\d+)$", expand=False).astype(int)
+    out["n_layers"] = out.groupby("run_id")["layer_index"].transform("max")
+    if epochs:
+        per_epoch = pd.concat(epochs).pivot_table(index=["run_id", "epoch"], columns="q", values="value")
+        out = out.merge(per_epoch.reset_index(), on=["run_id", "epoch"], how="left")
+    if grads:
+        per_layer = pd.concat(grads).pivot_table(index=["run_id", "layer", "epoch"], columns="q", values="value")
+        out = out.merge(per_layer.reset_index(), on=["run_id", "layer", "epoch"], how="left")
+    for col in (*PER_EPOCH, *GRADIENT):
+        if col not in out:
+            out[col] = np.nan
+    meta = runs[[*RUN_COLUMNS, *[c for c in axis_columns(src) if c in runs]]]
+    out = meta.merge(out, on="run_id", how="inner")
+    out.columns.name = None
+    return out.sort_values(["condition", "seed", "run_id", "estimator", "layer_index", "epoch"], ignore_index=True)
+
+
+def load_history(
+    sweep: str | Source, tracking_uri: str | None = None, status: str | tuple | None = "FINISHED", keys=PER_EPOCH
+):
+    """Per-epoch history: one row per trial x epoch with the ``keys`` columns (default: loss and accuracy)."""
+    import pandas as pd
+
+    src = locate(sweep, tracking_uri)
+    runs = load_runs(src, status=status)
+    data = _read(src, runs, lambda k: k in keys)
+    frames = [pd.DataFrame({"run_id": r, "q": k, "epoch": s, "value": v}) for (r, k), (s, v) in data.items()]
+    if not frames:
+        return pd.DataFrame(columns=[*RUN_COLUMNS, "epoch", *keys])
+    out = pd.concat(frames).pivot_table(index=["run_id", "epoch"], columns="q", values="value").reset_index()
+    out.columns.name = None
+    out = runs[list(RUN_COLUMNS)].merge(out, on="run_id")
+    return out.sort_values(["condition", "seed", "run_id", "epoch"], ignore_index=True)
+
+
+def _read(src: Source, runs, keep) -> dict:
+    if not len(runs):
+        return {}
+    by_id = {run.info.run_id: run for run in src.children}
+    wanted = {rid: [k for k in by_id[rid].data.metrics if keep(k)] for rid in runs["run_id"]}
+    ended = {rid for rid in wanted if by_id[rid].info.status != "RUNNING"}
+    return histories.read(src.client, src.uri, wanted, ended)
