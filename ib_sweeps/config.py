@@ -27,7 +27,7 @@ from pydantic import (
 
 from ib_sweeps import data, estimators, models, schedules
 from ib_sweeps.pooled import PooledConfig
-from ib_sweeps.types import FROZEN, Float, Int, PositiveFloat, PositiveInt
+from ib_sweeps.types import FROZEN, Float, Int, PositiveFloat, PositiveInt, Str
 
 OPTIMIZERS = ("sgd", "adam", "adadelta")
 
@@ -82,14 +82,70 @@ def _tagged(registry: dict, tag: str, default: str | None = None):
     return Annotated[Union[members], Discriminator(pick)]  # noqa: UP007
 
 
+def _training_size(v):
+    if (type(v) is int and v >= 2) or (type(v) is float and 0 < v <= 1):
+        return v
+    raise ValueError(
+        f"got {v!r}; allowed: a count of training examples (an integer >= 2) or a fraction 0 < f <= 1.0 "
+        "of the training split (1.0: all of it)"
+    )
+
+
 class DataConfig(BaseModel):
-    """Which data set, how it is split, and which inputs the information is measured on."""
+    """Which data set, how it is split, what is trained on, and which inputs the information is measured on.
+
+    Keys a data set does not use are errors (``train_fraction`` and ``split``
+    with a published split, ``path`` without files). Values that depend on the
+    data set (``train_fraction``, ``split``, ``measure_size``) are filled in
+    when left out or null, so the config that ran states them. Keys left null
+    are not dumped (:func:`to_dict`), so hashes of 12-bit configs stay as they were.
+    """
 
     model_config = FROZEN
     name: Annotated[str, _choice(tuple(data.DATASETS), "data set")] = "tishby12"
-    train_fraction: Annotated[Float, Field(gt=0, lt=1)] = 0.8
-    split: Literal["shuffled", "reference"] = "shuffled"
+    path: Str | None = None
+    train_fraction: Annotated[Float, Field(gt=0, lt=1)] | None = None
+    split: Literal["shuffled", "reference"] | None = None
+    training_size: Annotated[int | float, PlainValidator(_training_size)] | None = None
+    random_labels: Annotated[Float, Field(gt=0, le=1)] | None = None
     measure_on: Literal["all", "train", "test"] = "all"
+    measure_size: Annotated[Int, Field(ge=2)] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_defaults(cls, raw):
+        name = raw.get("name", "tishby12") if isinstance(raw, dict) else None
+        if isinstance(name, str) and name in data.DATASETS:
+            filled = {k: v for k, v in data.DATASETS[name].defaults().items() if raw.get(k) is None}
+            return {**raw, **filled}
+        return raw
+
+    @model_validator(mode="after")
+    def _applies(self):
+        source = data.DATASETS[self.name]
+        if source.fixed_split:
+            fixed = [n for n, s in data.DATASETS.items() if s.fixed_split]
+            split_sets = ", ".join(n for n in data.DATASETS if n not in fixed)
+            for key in ("train_fraction", "split"):
+                if getattr(self, key) is not None:
+                    raise ValueError(
+                        f"{key}: got {getattr(self, key)!r}, but {self.name} has a published train/test split; "
+                        f"allowed only with {split_sets} (use data.training_size to train on fewer examples)"
+                    )
+        if self.path is not None and source.files is None:
+            with_files = ", ".join(n for n, s in data.DATASETS.items() if s.files is not None)
+            raise ValueError(
+                f"path: got {self.path!r}, but {self.name} is not read from a file; allowed with {with_files}"
+            )
+        if type(self.training_size) is int and source.n_examples is not None:
+            n_train = round(self.train_fraction * source.n_examples)
+            if self.training_size > n_train:
+                raise ValueError(
+                    f"training_size: got {self.training_size}, but the training split of {self.name} has {n_train} "
+                    f"examples (train_fraction {self.train_fraction} of {source.n_examples}); allowed: a count "
+                    f"2 .. {n_train} or a fraction 0 < f <= 1.0"
+                )
+        return self
 
 
 class ModelConfig(BaseModel):
@@ -275,10 +331,13 @@ def validate(raw: dict | None) -> TrialConfig:
 def to_dict(cfg: TrialConfig) -> dict:
     """Plain JSON-compatible dict of the config (round-trips through :func:`validate`).
 
-    An absent optional section (``pooled``) is left out, so params and hashes of
-    configs without it do not change.
+    An absent optional section (``pooled``) and data keys left null are left
+    out, so params and hashes of configs without them do not change.
     """
-    return cfg.model_dump(mode="json", by_alias=True, exclude={"pooled"} if cfg.pooled is None else None)
+    exclude: dict = {"data": {key for key, value in cfg.data if value is None}}
+    if cfg.pooled is None:
+        exclude["pooled"] = True
+    return cfg.model_dump(mode="json", by_alias=True, exclude=exclude)
 
 
 def flatten(cfg: TrialConfig) -> dict[str, str]:
