@@ -100,6 +100,10 @@ def _sweep(args) -> int:
                 print(trial.name)
         print(f"{spec.name}: {len(resolved.trials()) if spec.search is None else spec.search.n_trials} trials")
         return 0
+    missing = resolved.missing_data()
+    if missing:  # an absent data file skips the sweep, not fails it: nothing to run on this machine
+        print(f"sweep {resolved.spec.name}: skipped, nothing run: " + "; ".join(missing))
+        return 0
     try:
         outcome = sweep.run_sweep(
             resolved,

@@ -8,8 +8,8 @@ import gzip
 import numpy as np
 import pytest
 
-from ib_sweeps import config, data
-from ib_sweeps.cli import load_config
+from ib_sweeps import config, data, sweep
+from ib_sweeps.cli import load_config, main
 from ib_sweeps.data import mnist, tishby12
 
 N_TRAIN, N_TEST = 50, 20
@@ -261,7 +261,7 @@ def test_presets_validate():
     assert load_config("digits", []).data.name == "digits"
 
 
-# --- a trial end to end -------------------------------------------------------------------------------------
+# --- a trial end to end, and the mnist sweep without its file ------------------------------------------------
 
 
 @pytest.mark.usefixtures("tf_ready")
@@ -285,3 +285,22 @@ def test_trial_on_a_tiny_mnist_file(tracking_uri, tmp_path):
     assert run.data.metrics["entropy/x"] == pytest.approx(6.0)  # 64 measured inputs
     assert run.data.params["data.training_size"] == "40" and run.data.params["data.random_labels"] == "1.0"
     assert result.trace.epochs == [0, 1, 2, 3] and np.isfinite(np.stack(result.trace.ixt)).all()
+
+
+def test_mnist_sweep_is_valid():
+    full, quick = sweep.load("mnist"), sweep.load("mnist", profile="quick")
+    assert [t.name for t in quick.trials()] == ["activation=tanh,seed=0", "activation=relu,seed=0"]
+    assert quick.trial_for({}).config.train.epochs <= 400 and full.spec.claims
+    assert quick.trial_for({}).config.data.training_size == 1000
+    assert sweep.load("dataset").missing_data() == []
+
+
+def test_mnist_sweep_is_skipped_without_its_file(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("IB_SWEEPS_MNIST", str(tmp_path / "absent" / "mnist.npz"))
+    db = tmp_path / "mlflow.db"
+    assert main(["sweep", "mnist", "--profile", "quick", "--tracking-uri", f"sqlite:///{db}"]) == 0
+    out = capsys.readouterr().out
+    assert "sweep mnist: skipped, nothing run" in out
+    assert f"$IB_SWEEPS_MNIST = '{tmp_path / 'absent' / 'mnist.npz'}' does not exist" in out
+    assert "train-images-idx3-ubyte" in out and "mnist.npz" in out
+    assert not db.exists()  # no MLflow run, no Ray
