@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from ib_sweeps import data, estimators, models, schedules
+from ib_sweeps.analysis.claims import CLAIMS
 from ib_sweeps.pooled import PooledConfig
 from ib_sweeps.types import FROZEN, Float, Int, PositiveFloat, PositiveInt, Str
 
@@ -253,7 +254,7 @@ class TrialConfig(BaseModel):
 # What a section missing from a config file holds before ``--set`` edits it.
 OVERRIDE_SEEDS = {"schedule": {"kind": "delta_exact"}, "estimators": [{"method": "binning"}]}
 
-_TAGS = set(schedules.REGISTRY) | set(estimators.REGISTRY)
+_TAGS = set(schedules.REGISTRY) | set(estimators.REGISTRY) | set(CLAIMS)
 
 
 def _key(loc) -> str:
@@ -272,7 +273,7 @@ def _model_at(loc, root: type[BaseModel]) -> type[BaseModel] | None:
     node: type[BaseModel] | None = root
     for p in loc:
         if p in _TAGS:
-            node = schedules.REGISTRY.get(p) or estimators.REGISTRY.get(p)
+            node = schedules.REGISTRY.get(p) or estimators.REGISTRY.get(p) or CLAIMS.get(p)
         elif isinstance(p, int) and len(estimators.REGISTRY) == 1:  # no union tag in the path
             node = next(iter(estimators.REGISTRY.values()))
         elif isinstance(p, str) and node is not None:
