@@ -339,12 +339,13 @@ def _transition(claim, table, default) -> Verdict:
         gaps = {f"{a}-{b}": (sub[a] - sub[b]).abs().to_numpy(float) for a, b in _GAPS}
         stack = np.stack(list(gaps.values()), axis=1) if len(sub) else np.zeros((0, 3))
         has_any = np.isfinite(stack).any(axis=1)
+        onset = np.isfinite(sub["onset_epoch"].to_numpy(float))
         ok = np.where(np.isfinite(stack), stack <= claim.within_epochs, True).all(axis=1)
-        coincide = ok & has_any & np.isfinite(sub["onset_epoch"].to_numpy(float))
-        n, k = len(sub), int(coincide.sum())
+        coincide = ok & has_any & onset
+        # A seed without compression onset counts against the claim; one with an onset but no loss kink
+        # or SNR drop to compare it with cannot be judged and is left out.
+        n, k = int((~onset | has_any).sum()), int(coincide.sum())
         verdict, lo, hi = _fraction_rule(k, n, claim.min_fraction, claim.confidence)
-        if n and not has_any.any():
-            verdict = INCONCLUSIVE
         dist = {}
         for name, g in gaps.items():
             g = g[np.isfinite(g)]
