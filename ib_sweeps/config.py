@@ -68,6 +68,12 @@ def _batch_size(v):
     raise ValueError(f"got {v!r}; allowed: a positive integer or 'full' (full-batch gradient descent)")
 
 
+def _flag(v):
+    if type(v) is bool:
+        return v
+    raise ValueError(f"got {v!r}; allowed: true or false")
+
+
 def _tagged(registry: dict, tag: str, default: str | None = None):
     """Union of the registry's models, told apart by ``tag`` (``default`` when the key is absent)."""
     classes = tuple(registry.values())
@@ -175,7 +181,11 @@ class ModelConfig(BaseModel):
 
 
 class TrainConfig(BaseModel):
-    """Optimizer and training length; ``batch_size: full`` is full-batch gradient descent."""
+    """Optimizer and training length; ``batch_size: full`` is full-batch gradient descent.
+
+    ``gradient_stats``: per-layer mean and standard deviation of the minibatch
+    gradients over every epoch, their norms and SNR (:mod:`ib_sweeps.gradients`).
+    """
 
     model_config = FROZEN
     optimizer: Annotated[str, _choice(OPTIMIZERS, "optimizer")] = "adam"
@@ -183,6 +193,7 @@ class TrainConfig(BaseModel):
     momentum: Annotated[Float, Field(ge=0, lt=1)] = 0.0
     batch_size: Annotated[int | str, PlainValidator(_batch_size)] = 512
     epochs: PositiveInt = 8000
+    gradient_stats: Annotated[bool, PlainValidator(_flag)] = True
 
     @model_validator(mode="after")
     def _momentum_sgd(self):

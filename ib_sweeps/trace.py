@@ -15,14 +15,21 @@ Saved as ``trace.npz`` (numpy, no pickles) with these arrays:
   each ending at its ``pooled_epochs`` entry; ``pooled_ixt``, ``pooled_iyt``
   float (p, n_pooled_estimators, n_layers) in bits. Empty without a ``pooled``
   config section (and in traces written before it existed).
+* ``grad_keys`` str (3,): ``mean_norm``, ``std_norm``, ``snr``; ``grad`` float
+  (n_epochs + 1, n_layers, 3): every epoch's minibatch-gradient statistics of
+  each layer (:mod:`ib_sweeps.gradients`); row e is epoch e, row 0 and rows
+  not trained are NaN. Empty (0, n_layers, 3) with ``train.gradient_stats:
+  false`` (and in traces written before it existed).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+
+from ib_sweeps import gradients
 
 
 def plane_metrics(keys, layers, ixt, iyt, prefix: str = "") -> dict[str, float]:
@@ -52,6 +59,7 @@ class Trace:
     pooled_epochs: list[int] = field(default_factory=list)
     pooled_ixt: list[np.ndarray] = field(default_factory=list)
     pooled_iyt: list[np.ndarray] = field(default_factory=list)
+    grad: np.ndarray | None = None  # (n_epochs + 1, n_layers, 3), None without gradient statistics
 
     def add(self, epoch: int, ixt: np.ndarray, iyt: np.ndarray, reason: str = "scheduled") -> None:
         """Record one measured epoch (any order); ``ixt``/``iyt`` are (n_estimators, n_layers) in bits."""
@@ -70,22 +78,12 @@ class Trace:
         """The same trace with measured epochs in increasing order."""
         order = np.argsort(self.epochs, kind="stable")
         pick = [int(i) for i in order]
-        return Trace(
-            self.estimators,
-            self.layers,
-            self.history_keys,
-            self.h_x,
-            self.h_y,
-            self.history,
-            [self.epochs[i] for i in pick],
-            [self.ixt[i] for i in pick],
-            [self.iyt[i] for i in pick],
-            [self.reasons[i] for i in pick],
-            self.pooled_window,
-            self.pooled_estimators,
-            self.pooled_epochs,
-            self.pooled_ixt,
-            self.pooled_iyt,
+        return replace(
+            self,
+            epochs=[self.epochs[i] for i in pick],
+            ixt=[self.ixt[i] for i in pick],
+            iyt=[self.iyt[i] for i in pick],
+            reasons=[self.reasons[i] for i in pick],
         )
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -109,6 +107,8 @@ class Trace:
             "pooled_epochs": np.asarray(self.pooled_epochs, dtype=np.int64),
             "pooled_ixt": np.stack(self.pooled_ixt) if self.pooled_ixt else np.zeros(pooled_shape),
             "pooled_iyt": np.stack(self.pooled_iyt) if self.pooled_iyt else np.zeros(pooled_shape),
+            "grad_keys": np.asarray(gradients.KEYS, dtype=str),
+            "grad": self.grad if self.grad is not None else np.zeros((0, len(self.layers), len(gradients.KEYS))),
         }
 
     def save(self, path: str | Path) -> Path:
@@ -130,6 +130,7 @@ def load(path: str | Path) -> Trace:
             ixt=list(z["ixt"]),
             iyt=list(z["iyt"]),
             reasons=z["reasons"].tolist() if "reasons" in z else ["scheduled"] * len(z["epochs"]),
+            grad=z["grad"] if "grad" in z and z["grad"].size else None,
             **_pooled(z),
         )
 

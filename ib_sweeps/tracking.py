@@ -12,6 +12,12 @@ Metric key grammar (all information in bits):
 * ``pooled/ixt/<estimator>/<layer>``, ``pooled/iyt/<estimator>/<layer>``: the
   pooled ("as-if-random") I(X;T), I(Y;T) of a window of ``pooled.window``
   epochs (``step`` = the window's last epoch); only with a ``pooled`` section.
+* ``grad/mean_norm/<layer>``, ``grad/std_norm/<layer>``, ``grad/snr/<layer>``:
+  the layer's minibatch-gradient statistics over that epoch's batches (norm of
+  the mean, norm of the elementwise std, their ratio; :mod:`ib_sweeps.gradients`)
+  at measured epochs >= 1, backtracked ones included (``step`` = epoch); only
+  with ``train.gradient_stats`` (default on). SNR is NaN where the std is 0
+  (one batch per epoch: ``batch_size: full``).
 * ``loss/train``, ``loss/test``, ``accuracy/train``, ``accuracy/test``: every epoch.
 * ``entropy/x``, ``entropy/y``: H(X), H(Y) of the measured inputs (step 0).
 * ``time/train_s``, ``time/estimate_s``, ``time/total_s``: wall time (final);

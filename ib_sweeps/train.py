@@ -4,11 +4,14 @@
 ``tf.function`` (a loop over epochs, each a loop over shuffled minibatches) and
 returns every layer's activity on the measured inputs from one forward pass at
 that epoch. Per-epoch train/test loss and accuracy are written into a buffer
-inside the graph. Epoch 0 is the untrained network.
+inside the graph, and, with ``train.gradient_stats``, each layer's minibatch
+gradient mean and std norms (:mod:`ib_sweeps.gradients`). Epoch 0 is the
+untrained network.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +33,26 @@ class TrainingDiverged(RuntimeError):
         return type(self), (self.epoch, self.first_epoch, self.rows)
 
 
+def split_seed(seed: int) -> tuple[int, int]:
+    """(weight-initialisation seed, minibatch-order seed) of a core built with ``seed``."""
+    init_seed, shuffle_seed = np.random.SeedSequence(seed).generate_state(2)
+    return int(init_seed), int(shuffle_seed) & 0x7FFFFFFF
+
+
+def minibatch_order(order_seed: int, epoch, n: int):
+    """The permutation (n,) int32 of the training examples in ``epoch`` (1, 2, ...), a tensor.
+
+    Stateless: the same seed and epoch give the same order, in any call; but XLA
+    draws other numbers than eager TensorFlow, so to see a compiled core's order
+    call this in a ``tf.function(jit_compile=True)``. Batch b is rows
+    ``b * batch_size ..`` of it, the last batch partial.
+    """
+    import tensorflow as tf
+
+    key = tf.stack([tf.constant(order_seed, tf.int32), tf.cast(epoch, tf.int32)])
+    return tf.argsort(tf.random.stateless_uniform([n], seed=key))
+
+
 def make_optimizer(cfg):
     import keras
 
@@ -49,12 +72,25 @@ class TrainingCore:
     layers: list
     activity_at: object  # tf.function: flat weights (n_params,) -> list of layer activities
     snapshot_capacity: int = 0  # most epochs one advance() keeps the weights of
+    grad_norms: object = None  # tf.Variable (epochs + 1, n_layers, 2) with gradient_stats, else None
     epoch: int = 0
     _snapshots: object = None
 
     @property
     def layer_names(self) -> list[str]:
         return [layer.name for layer in self.layers]
+
+    def gradient_stats(self, first: int, stop: int) -> np.ndarray:
+        """Gradient statistics of epochs ``first .. stop-1``: float64 (k, n_layers, 3).
+
+        Columns :data:`ib_sweeps.gradients.KEYS` (mean norm, std norm, SNR);
+        NaN for epoch 0 and epochs not trained yet. Needs ``train.gradient_stats``.
+        """
+        from ib_sweeps import gradients
+
+        if self.grad_norms is None:
+            raise ValueError("gradient statistics are off (train.gradient_stats: false)")
+        return gradients.with_snr(self.grad_norms[first:stop].numpy())
 
     def advance_with_snapshots(self, to_epoch: int):
         """Like :meth:`advance`, and also the flat weights (k, n_params) after epochs ``epoch+1 .. to_epoch-1``.
@@ -114,8 +150,8 @@ def build_core(model_cfg, train_cfg, data, seed: int, jit: bool = True, snapshot
     """
     import tensorflow as tf
 
-    init_seed, shuffle_seed = np.random.SeedSequence(seed).generate_state(2)
-    layers = models.build_mlp(model_cfg, data.x_train.shape[1], data.n_classes, int(init_seed))
+    init_seed, order_seed = split_seed(seed)
+    layers = models.build_mlp(model_cfg, data.x_train.shape[1], data.n_classes, init_seed)
     variables = [v for layer in layers for v in layer.trainable_variables]
     opt = make_optimizer(train_cfg)
     opt.build(variables)
@@ -128,7 +164,13 @@ def build_core(model_cfg, train_cfg, data, seed: int, jit: bool = True, snapshot
     n_full, rest = divmod(n, bs)
     epoch = tf.Variable(0, dtype=tf.int32, trainable=False)
     history = tf.Variable(tf.zeros([train_cfg.epochs + 1, 4]), trainable=False)
-    seed_lo = tf.constant(int(shuffle_seed) & 0x7FFFFFFF, tf.int32)
+    stats = train_cfg.gradient_stats
+    # Gradient statistics of each layer's kernel: its slice of the flat kernel gradient.
+    kernels = [next(i for i, v in enumerate(variables) if v is layer.kernel) for layer in layers]
+    bounds = np.cumsum([0, *(int(np.prod(variables[i].shape)) for i in kernels)])
+    grad_norms = (
+        tf.Variable(tf.fill([train_cfg.epochs + 1, len(layers), 2], np.nan), trainable=False) if stats else None
+    )
     shapes = [tuple(v.shape) for v in variables]
     sizes = [int(np.prod(shape)) for shape in shapes]
 
@@ -147,10 +189,25 @@ def build_core(model_cfg, train_cfg, data, seed: int, jit: bool = True, snapshot
         loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
         return loss, logits
 
-    def step(xb, yb):
+    def step(xb, yb, sums):
+        """One minibatch update; with gradient statistics, adds its kernel gradient (float64) to ``sums``."""
         with tf.GradientTape() as tape:
             loss, _ = xent(xb, yb)
-        opt.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
+        grads = tape.gradient(loss, variables)
+        opt.apply_gradients(zip(grads, variables, strict=True))
+        if not stats:
+            return sums
+        g = tf.cast(tf.concat([tf.reshape(grads[i], [-1]) for i in kernels], axis=0), tf.float64)
+        return sums[0] + g, sums[1] + g * g
+
+    def record_gradients(sums, n_batches):
+        # Sums in float64, so E[g^2] - E[g]^2 keeps its digits even when the mean dominates.
+        mean = sums[0] / n_batches
+        var = tf.maximum(sums[1] / n_batches - mean * mean, 0.0)
+        norms = [
+            tf.stack([tf.norm(mean[a:b]), tf.sqrt(tf.reduce_sum(var[a:b]))]) for a, b in itertools.pairwise(bounds)
+        ]
+        grad_norms.scatter_nd_update([[epoch]], [tf.cast(tf.stack(norms), tf.float32)])
 
     def evaluate(x, y):
         loss, logits = xent(x, y)
@@ -163,14 +220,18 @@ def build_core(model_cfg, train_cfg, data, seed: int, jit: bool = True, snapshot
 
     def one_epoch():
         epoch.assign_add(1)
-        order = tf.argsort(tf.random.stateless_uniform([n], seed=tf.stack([seed_lo, epoch])))
+        order = minibatch_order(order_seed, epoch, n)
         xs, ys = tf.gather(x_tr, order), tf.gather(y_tr, order)
+        # Loop-carried sum and sum of squares of the kernel gradients; nothing at all without statistics.
+        sums = (tf.zeros([bounds[-1]], tf.float64),) * 2 if stats else ()
         for b in tf.range(n_full):
             start = b * bs
-            step(tf.slice(xs, [start, 0], [bs, -1]), tf.slice(ys, [start], [bs]))
+            sums = step(tf.slice(xs, [start, 0], [bs, -1]), tf.slice(ys, [start], [bs]), sums)
         if rest:
-            step(xs[n_full * bs :], ys[n_full * bs :])
+            sums = step(xs[n_full * bs :], ys[n_full * bs :], sums)
         record()
+        if stats:
+            record_gradients(sums, n_full + (1 if rest else 0))
 
     def activities(outs):
         return [*outs[:-1], tf.nn.softmax(outs[-1])]
@@ -209,5 +270,10 @@ def build_core(model_cfg, train_cfg, data, seed: int, jit: bool = True, snapshot
         return activities(outs)
 
     return TrainingCore(
-        run=run, history=history, layers=layers, activity_at=activity_at, snapshot_capacity=snapshot_capacity
+        run=run,
+        history=history,
+        layers=layers,
+        activity_at=activity_at,
+        snapshot_capacity=snapshot_capacity,
+        grad_norms=grad_norms,
     )

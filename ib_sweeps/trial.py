@@ -3,9 +3,11 @@
 Data flows one way: the config builds the data set and the compiled core; at
 each scheduled epoch the core returns every layer's activity, each estimator
 turns it into (I(X;T), I(Y;T)) in bits, and one flat metrics dict per measured
-epoch goes to MLflow. The trace, figures and config are logged as artifacts.
-With a ``pooled`` section, windows of epochs are also estimated pooled
-(:mod:`ib_sweeps.pooled`).
+epoch goes to MLflow, with each layer's minibatch-gradient statistics of that
+epoch (``train.gradient_stats``; the core records them for every epoch, so
+backtracked epochs have them too, and the trace keeps all of them). The trace,
+figures and config are logged as artifacts. With a ``pooled`` section, windows
+of epochs are also estimated pooled (:mod:`ib_sweeps.pooled`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ib_sweeps import __version__, config, data, pooled, tracking
+from ib_sweeps import __version__, config, data, gradients, pooled, tracking
 from ib_sweeps.estimators import discrete
 from ib_sweeps.trace import Trace, plane_metrics
 
@@ -134,6 +136,8 @@ def _train_and_measure(cfg, log, progress: bool):
     keys, primary = [e.key for e in cfg.estimators], cfg.primary_estimator()
     history = np.full((cfg.train.epochs + 1, len(train.HISTORY_KEYS)), np.nan)
     trace = Trace(keys, core.layer_names, list(train.HISTORY_KEYS), h_x, h_y, history)
+    if cfg.train.gradient_stats:
+        trace.grad = np.full((cfg.train.epochs + 1, len(core.layer_names), len(gradients.KEYS)), np.nan)
     windows = pooled.Windows(cfg.pooled, cfg.train.epochs) if cfg.pooled is not None else None
     pooled_ests = [cfg.estimators[i] for i in cfg.pooled_estimators()]
     if windows is not None:
@@ -147,6 +151,8 @@ def _train_and_measure(cfg, log, progress: bool):
         trace.add(epoch, ixt, iyt, reason)
         metrics = epoch_metrics(keys, core.layer_names, ixt, iyt)
         metrics["schedule/backtracked"] = float(reason == "backtracked")
+        if trace.grad is not None and epoch > 0:  # epoch 0 trained on no batch
+            metrics.update(gradients.metrics(core.layer_names, trace.grad[epoch]))
         steps = steps or [(epoch, {})]
         steps[-1][1].update(metrics)
         log.metrics(steps)
@@ -193,6 +199,8 @@ def _train_and_measure(cfg, log, progress: bool):
             seconds["estimate_s"] += time.perf_counter() - t1
             seconds["train_s"] += t1 - t0
             history[first : epoch + 1] = rows
+            if trace.grad is not None:
+                trace.grad[first : epoch + 1] = core.gradient_stats(first, epoch + 1)
             record(epoch, ixt, iyt, "scheduled", _history_steps(first, rows, train.HISTORY_KEYS))
             gap = plan.observe(epoch, np.stack([ixt[primary], iyt[primary]]))
             if gap is not None:
@@ -214,7 +222,10 @@ def _train_and_measure(cfg, log, progress: bool):
                     for epoch, ixt, iyt in fut.result():
                         record(epoch, ixt, iyt, "backtracked")
         if isinstance(err, train.TrainingDiverged):
-            history[err.first_epoch : err.first_epoch + len(err.rows)] = err.rows
+            finite = slice(err.first_epoch, err.first_epoch + len(err.rows))
+            history[finite] = err.rows
+            if trace.grad is not None:
+                trace.grad[finite] = core.gradient_stats(finite.start, finite.stop)
             log.metrics(_history_steps(err.first_epoch, err.rows, train.HISTORY_KEYS))
         try:  # keep what was measured; never mask the original error
             _save_artifacts(trace, log, plots)
