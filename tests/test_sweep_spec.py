@@ -18,6 +18,7 @@ SHIPPED = [
     "noise_variance",
     "search_compression",
     "smoke",
+    "snr",
     "training_size",
 ]
 
