@@ -124,6 +124,23 @@ def _sweep(args) -> int:
     return outcome.exit_code
 
 
+def _report(args) -> int:
+    from ib_sweeps import analysis
+
+    try:
+        report = analysis.write_report(args.sweep, args.out, args.tracking_uri, log=not args.no_log)
+    except LookupError as err:
+        print(f"ib-sweeps: error: {err}", file=sys.stderr)
+        return 2
+    for v in report.verdicts:
+        print(f"{v.verdict.upper():>12}  {v.title}\n{'':>14}{v.reason}")
+    if not report.verdicts:
+        print("the sweep declares no claims")
+    where = "" if args.no_log else f"; logged on parent run {report.parent_run_id} under report/"
+    print(f"report: {report.html} (also {report.markdown.name}, {report.json.name}){where}")
+    return 0
+
+
 def _positive(text: str) -> int | None:
     """A positive integer argument; ``""`` (an MLproject parameter's empty default) means unset."""
     if text == "":  # MLproject's empty default
@@ -177,6 +194,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-progress", action="store_true", help="no progress line")
     s.add_argument("--dry-run", action="store_true", help="check the sweep, list its trials and exit")
     s.set_defaults(func=_sweep)
+
+    r = sub.add_parser("report", help="judge a sweep's claims; write an HTML/markdown/JSON report (reads MLflow only)")
+    r.add_argument("sweep", help="sweep name, experiment id or parent run id (default invocation: the latest)")
+    r.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or ./mlflow.db)")
+    r.add_argument("--out", help="folder for the report (default: reports/<sweep>-<parent run id>)")
+    r.add_argument("--no-log", action="store_true", help="do not log the report on the sweep's parent run")
+    r.set_defaults(func=_report)
     return parser
 
 

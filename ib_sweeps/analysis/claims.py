@@ -135,10 +135,11 @@ def title(claim, index: int, default_estimator: str | None = None) -> str:
     where = ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in claim.where.items())
     where = f" where {where}" if where else ""
     est = claim.estimator or default_estimator or "first estimator"
+    one = len(claim.layers) == 1
     stat, axis = getattr(claim, "statistic", ""), getattr(claim, "axis", None) or "condition"
     texts = {
-        "compresses": lambda: f"{layers} compress{where} ({est})",
-        "does_not_compress": lambda: f"{layers} do not compress{where} ({est})",
+        "compresses": lambda: f"{layers} {'compresses' if one else 'compress'}{where} ({est})",
+        "does_not_compress": lambda: f"{layers} {'does' if one else 'do'} not compress{where} ({est})",
         "depends_on": lambda: f"{stat} of {layers} depends on {axis}{where} ({est})",
         "stable_across": lambda: (
             f"{stat} of {layers} is stable across {axis} (within {claim.tolerance_bits:g} bits){where} ({est})"

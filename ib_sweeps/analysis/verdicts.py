@@ -58,16 +58,22 @@ def evaluate_claims(sweep: str | Source, tracking_uri: str | None = None, claims
     ``claims``: a list of claim dicts (as in a sweep file) or validated claims;
     ``trace``: a :func:`load_trace` frame to reuse (default: read it).
     """
-    from pydantic import TypeAdapter
-
     src = locate(sweep, tracking_uri)
     spec = resolved_sweep(src)
     raw = spec.get("claims", []) if claims is None else claims
+    return judge(raw, load_trace(src) if trace is None else trace, default_estimator(spec))
+
+
+def judge(claims, trace, default: str) -> list[Verdict]:
+    """Verdicts of ``claims`` (dicts or validated claims) on a :func:`load_trace` frame.
+
+    ``default``: the estimator of claims that name none.
+    """
+    from pydantic import TypeAdapter
+
     parsed = TypeAdapter(list[claims_mod.Claim]).validate_python(
-        [c if isinstance(c, dict) else c.model_dump(by_alias=True) for c in raw]
+        [c if isinstance(c, dict) else c.model_dump(by_alias=True) for c in claims]
     )
-    default = default_estimator(spec)
-    trace = load_trace(src) if trace is None else trace
     tables: dict = {}
     out = []
     for i, claim in enumerate(parsed):

@@ -1,0 +1,164 @@
+"""Figures of a sweep, drawn from the tidy tables (matplotlib, Agg). Information in bits.
+
+* :func:`plane_grid`: one information plane per condition, seeds overlaid, colour = epoch;
+* :func:`compression_by_condition`: per-seed compression and the mean with a bootstrap 95 % interval;
+* :func:`information_vs_epoch`: I(X;T) and I(Y;T) against epoch, one column per layer;
+* :func:`timing`: training loss and gradient SNR against epoch with the compression onset,
+  loss kink and SNR drop marked (the stochastic-gradient phase hypothesis).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ib_sweeps.analysis.intervals import bootstrap_mean
+
+MAX_PANELS = 12
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _grid(n: int, width: float = 3.4, height: float = 2.9, cols: int = 4):
+    plt = _plt()
+    cols = min(cols, max(n, 1))
+    rows = math.ceil(max(n, 1) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False, constrained_layout=True)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat)
+
+
+def _conditions(frame) -> list[str]:
+    return list(dict.fromkeys(frame["condition"]))
+
+
+def plane_grid(trace, estimator: str):
+    """Information planes, one panel per condition (first 12), every seed and layer; colour = epoch."""
+    plt = _plt()
+    sub = trace[trace["estimator"] == estimator]
+    conds = _conditions(sub)[:MAX_PANELS]
+    fig, axes = _grid(len(conds))
+    top = max(float(sub["epoch"].max()), 1.0) if len(sub) else 1.0
+    norm = plt.matplotlib.colors.LogNorm(1, top + 1)
+    xmax, ymax = _top(sub["ixt"]), _top(sub["iyt"])
+    sc = None
+    for ax, cond in zip(axes, conds, strict=False):
+        c = sub[sub["condition"] == cond]
+        for (_, _), g in c.groupby(["run_id", "layer"], sort=False):
+            ax.plot(g["ixt"], g["iyt"], color="0.8", lw=0.6, zorder=1)
+            sc = ax.scatter(g["ixt"], g["iyt"], c=g["epoch"] + 1, cmap="viridis", norm=norm, s=5, zorder=2)
+        ax.set_title(f"{cond} ({c['seed'].nunique()} seeds)", fontsize=9)
+        ax.set_xlim(0, xmax * 1.05)
+        ax.set_ylim(0, ymax * 1.05)
+        ax.set_xlabel("I(X;T) [bits]", fontsize=8)
+        ax.set_ylabel("I(Y;T) [bits]", fontsize=8)
+    if sc is not None:
+        fig.colorbar(sc, ax=axes[: len(conds)], label="epoch + 1", shrink=0.8)
+    fig.suptitle(f"Information planes by condition ({estimator}); one curve per layer and seed")
+    return fig
+
+
+def _top(values) -> float:
+    """Largest finite value, or 1 when there is none (an axis limit)."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    return float(v.max()) if len(v) and v.max() > 0 else 1.0
+
+
+def compression_by_condition(table, estimators: list[str], layer: str = "last_hidden"):
+    """Compression (bits) of one layer per condition: seeds as dots, mean and bootstrap 95 % CI as a bar."""
+    fig, axes = _grid(len(estimators), width=max(6.0, 0.9 * table["condition"].nunique() + 2), height=3.6, cols=2)
+    for ax, est in zip(axes, estimators, strict=False):
+        sub = table[(table["estimator"] == est) & _layer_mask(table, layer)]
+        conds = _conditions(sub)
+        for i, cond in enumerate(conds):
+            vals = sub.loc[sub["condition"] == cond, "compression"].to_numpy(float)
+            vals = vals[np.isfinite(vals)]
+            jitter = np.random.default_rng(i).uniform(-0.12, 0.12, len(vals))
+            ax.scatter(i + jitter, vals, s=14, color="C0", alpha=0.7, zorder=2)
+            mean, lo, hi = bootstrap_mean(vals)
+            if np.isfinite(mean):
+                ax.errorbar(i + 0.3, mean, yerr=[[mean - lo], [hi - mean]], fmt="s", color="k", capsize=3, zorder=3)
+        ax.set_xticks(range(len(conds)), conds, rotation=30, ha="right", fontsize=8)
+        ax.axhline(0, color="0.6", lw=0.6)
+        ax.set_ylabel("compression = peak - final I(X;T) [bits]", fontsize=8)
+        ax.set_title(f"{layer}, {est}", fontsize=9)
+    fig.suptitle("Compression by condition\n(dots: seeds; squares: mean, bootstrap 95 % CI)", fontsize=10)
+    return fig
+
+
+def _layer_mask(table, layer: str):
+    if layer == "last_hidden":
+        return table["is_last_hidden"] & ~table["is_output"]
+    if layer == "output":
+        return table["is_output"]
+    return table["layer"] == layer
+
+
+def information_vs_epoch(trace, estimator: str):
+    """I(X;T) (top) and I(Y;T) (bottom) against epoch, one column per layer; one colour per condition."""
+    plt = _plt()
+    sub = trace[trace["estimator"] == estimator]
+    layers = sorted(sub["layer"].unique(), key=lambda s: int(s.rsplit("_", 1)[-1]))[:8]
+    conds = _conditions(sub)[:10]
+    fig, axes = plt.subplots(2, max(len(layers), 1), figsize=(2.8 * max(len(layers), 1), 5.2), squeeze=False,
+                             constrained_layout=True, sharex=True)  # fmt: skip
+    for j, layer in enumerate(layers):
+        for k, cond in enumerate(conds):
+            c = sub[(sub["layer"] == layer) & (sub["condition"] == cond)]
+            for n, (_, g) in enumerate(c.groupby("run_id", sort=False)):
+                for row, q in enumerate(("ixt", "iyt")):
+                    axes[row, j].plot(g["epoch"] + 1, g[q], color=f"C{k}", lw=0.8, alpha=0.7,
+                                      label=cond if (n == 0 and row == 0 and j == 0) else None)  # fmt: skip
+        axes[0, j].set_title(layer, fontsize=9)
+        axes[1, j].set_xscale("log")
+        axes[1, j].set_xlabel("epoch + 1", fontsize=8)
+    axes[0, 0].set_ylabel("I(X;T) [bits]")
+    axes[1, 0].set_ylabel("I(Y;T) [bits]")
+    if conds:
+        fig.legend(loc="outside lower center", ncol=min(len(conds), 5), fontsize=8)
+    fig.suptitle(f"Information against epoch ({estimator}); one line per seed")
+    return fig
+
+
+def timing(trace, table, estimator: str, layer: str = "last_hidden"):
+    """Per condition: training loss and gradient SNR (log-log) with onset, loss kink and SNR drop (medians)."""
+    sub = trace[(trace["estimator"] == estimator)]
+    rows = table[(table["estimator"] == estimator) & _layer_mask(table, layer)]
+    conds = _conditions(rows)[:MAX_PANELS]
+    fig, axes = _grid(len(conds), width=3.8, height=3.0, cols=3)
+    marks = (("onset_epoch", "compression onset", "C3"), ("loss_kink_epoch", "loss kink", "C0"),
+             ("snr_drop_epoch", "SNR drop", "C2"))  # fmt: skip
+    for ax, cond in zip(axes, conds, strict=False):
+        r = rows[rows["condition"] == cond]
+        for run_id in r["run_id"]:
+            g = sub[(sub["run_id"] == run_id) & (sub["layer"] == r.loc[r["run_id"] == run_id, "layer"].iloc[0])]
+            ax.plot(g["epoch"] + 1, g["loss/train"], color="C0", lw=0.8, alpha=0.6)
+            if g["grad/snr"].notna().any():
+                twin = getattr(ax, "_snr_twin", None) or ax.twinx()
+                ax._snr_twin = twin
+                twin.plot(g["epoch"] + 1, g["grad/snr"], color="C2", lw=0.8, alpha=0.6)
+                twin.set_yscale("log")
+                twin.set_ylabel("gradient SNR", color="C2", fontsize=8)
+        for col, label, colour in marks:
+            med = r[col].median()
+            if np.isfinite(med):
+                ax.axvline(med + 1, color=colour, ls="--", lw=1, label=f"{label} (median {med:.0f})")
+        ax.set_xscale("log")
+        if ax.lines and np.nanmax([np.nanmax(np.r_[line.get_ydata(), -1.0]) for line in ax.lines]) > 0:
+            ax.set_yscale("log")
+        ax.set_title(cond, fontsize=9)
+        ax.set_xlabel("epoch + 1", fontsize=8)
+        ax.set_ylabel("training loss", color="C0", fontsize=8)
+        ax.legend(fontsize=6, loc="lower left")
+    fig.suptitle(f"Phase timing of {layer} ({estimator}): loss, gradient SNR and compression onset")
+    return fig

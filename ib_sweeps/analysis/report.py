@@ -1,0 +1,240 @@
+"""The sweep report: verdicts first, then the numbers and figures behind them.
+
+:func:`write_report` writes ``report.html`` (self-contained, figures embedded
+as PNG), ``report.md`` (summary) and ``verdicts.json`` into a folder and logs
+them on the sweep's parent run under ``report/``, with one tag per claim
+(``ib_sweeps.claim.<n>`` = verdict).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ib_sweeps.analysis import figures
+from ib_sweeps.analysis.intervals import bootstrap_mean
+from ib_sweeps.analysis.source import locate
+from ib_sweeps.analysis.stats import compression_table
+from ib_sweeps.analysis.tables import load_runs, load_trace
+from ib_sweeps.analysis.verdicts import default_estimator, judge, resolved_sweep
+
+REPLICATION = (
+    "Seeds are the unit of replication: every statistic is computed per trial (one seed of one condition), "
+    "and every interval is over seeds."
+)
+_COLOURS = {"supported": "#1b7837", "refuted": "#b2182b", "inconclusive": "#8c6d00"}
+
+
+@dataclass(frozen=True)
+class Report:
+    """Where the report went and what it concluded."""
+
+    folder: Path
+    html: Path
+    markdown: Path
+    json: Path
+    verdicts: list
+    parent_run_id: str
+
+
+def write_report(sweep, out_dir: str | Path | None = None, tracking_uri: str | None = None, log: bool = True):
+    """Write the report of ``sweep`` (name, experiment id or parent run id; default its latest invocation).
+
+    ``out_dir``: default ``reports/<sweep>-<parent run id[:8]>``; ``log``: also
+    log it on the parent run. Returns a :class:`Report`.
+    """
+    src = locate(sweep, tracking_uri)
+    try:
+        spec = resolved_sweep(src)
+    except LookupError:
+        spec = {}
+    runs = load_runs(src)
+    trace = load_trace(src)
+    table = compression_table(trace)
+    primary = default_estimator(spec)
+    verdicts = judge(spec.get("claims", []), trace, primary)
+    folder = Path(out_dir or Path("reports") / f"{src.experiment_name}-{src.parent_run_id[:8]}")
+    folder.mkdir(parents=True, exist_ok=True)
+    facts = _facts(src, spec, runs, table)
+    summary = _summary_rows(table)
+    figs = _figures(trace, table, primary)
+    paths = folder / "report.html", folder / "report.md", folder / "verdicts.json"
+    paths[0].write_text(_html(facts, verdicts, summary, figs, runs))
+    paths[1].write_text(_markdown(facts, verdicts, summary))
+    payload = {**facts, "replication": REPLICATION, "verdicts": [v.to_dict() for v in verdicts]}
+    paths[2].write_text(json.dumps(payload, indent=2, default=str))
+    if log:
+        client = src.client
+        client.log_artifact(src.parent_run_id, str(paths[0]), "report")
+        client.log_artifact(src.parent_run_id, str(paths[1]), "report")
+        client.log_artifact(src.parent_run_id, str(paths[2]), "report")
+        for v in verdicts:
+            client.set_tag(src.parent_run_id, f"ib_sweeps.claim.{v.index + 1}", v.verdict)
+    return Report(folder, *paths, verdicts, src.parent_run_id)
+
+
+def _facts(src, spec, runs, table) -> dict:
+    finished = runs[runs["status"] == "FINISHED"] if len(runs) else runs
+    per_cond = finished.groupby("condition")["seed"].nunique() if len(finished) else None
+    return {
+        "sweep": src.experiment_name,
+        "description": (spec.get("description") or "").strip(),
+        "parent_run_id": src.parent_run_id,
+        "tracking_uri": src.uri,
+        "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime((src.parent.info.start_time or 0) / 1000)),
+        "generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "runs": {s: int((runs["status"] == s).sum()) for s in ("FINISHED", "FAILED", "KILLED")} if len(runs) else {},
+        "conditions": int(per_cond.size) if per_cond is not None else 0,
+        "seeds_per_condition": sorted({int(v) for v in per_cond}) if per_cond is not None else [],
+        "estimators": sorted(table["estimator"].unique()) if len(table) else [],
+    }
+
+
+def _summary_rows(table) -> list[dict]:
+    """Last hidden layer, per condition and estimator: seeds, mean compression [95 % CI], fraction compressing."""
+    rows = []
+    if not len(table):
+        return rows
+    sub = table[table["is_last_hidden"] & ~table["is_output"]]
+    for (cond, est), g in sub.groupby(["condition", "estimator"], sort=False):
+        vals = g["compression"].to_numpy(float)
+        mean, lo, hi = bootstrap_mean(vals[np.isfinite(vals)])
+        rows.append({
+            "condition": cond, "estimator": est, "seeds": int(g["seed"].nunique()),
+            "ixt_peak": float(g["ixt_peak"].mean()), "compression": mean, "ci_low": lo, "ci_high": hi,
+            "compresses": f"{int(g['compresses'].sum())}/{len(g)}", "iyt_final": float(g["iyt_final"].mean()),
+        })  # fmt: skip
+    return rows
+
+
+def _figures(trace, table, primary: str) -> list[tuple[str, str]]:
+    """(caption, base64 PNG) of each figure; none when no trial finished."""
+    if not len(trace):
+        return []
+    plt = figures._plt()
+    ests = list(dict.fromkeys([primary, *table["estimator"]]))
+    primary = primary if primary in set(trace["estimator"]) else ests[-1]
+    ests = [e for e in ests if e in set(table["estimator"])]
+    out = []
+    for caption, make in (
+        ("Compression of the last hidden layer by condition", lambda: figures.compression_by_condition(table, ests)),
+        (f"Information planes ({primary})", lambda: figures.plane_grid(trace, primary)),
+        (f"Information against epoch ({primary})", lambda: figures.information_vs_epoch(trace, primary)),
+        ("Phase timing: loss, gradient SNR, compression onset", lambda: figures.timing(trace, table, primary)),
+    ):
+        try:
+            fig = make()
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png", dpi=90)
+            plt.close(fig)
+        except Exception as err:  # one bad figure must not cost the verdicts
+            plt.close("all")
+            out.append((f"{caption}: could not be drawn ({type(err).__name__}: {err})", ""))
+            continue
+        out.append((caption, base64.b64encode(buf.getvalue()).decode()))
+    return out
+
+
+def _f(x, digits: int = 2) -> str:
+    return "–" if x is None or (isinstance(x, float) and not np.isfinite(x)) else f"{x:.{digits}f}"
+
+
+def _headline(facts: dict, verdicts: list) -> str:
+    counts = {k: sum(v.verdict == k for v in verdicts) for k in _COLOURS}
+    runs = facts["runs"]
+    seeds = "/".join(str(s) for s in facts["seeds_per_condition"]) or "0"
+    return (
+        f"{len(verdicts)} claims: {counts['supported']} supported, {counts['refuted']} refuted, "
+        f"{counts['inconclusive']} inconclusive. Trials: {runs.get('FINISHED', 0)} finished "
+        f"({facts['conditions']} conditions x {seeds} seeds), {runs.get('FAILED', 0)} failed, "
+        f"{runs.get('KILLED', 0)} killed."
+    )
+
+
+def _markdown(facts: dict, verdicts: list, summary: list[dict]) -> str:
+    lines = [f"# Sweep `{facts['sweep']}`: report", "", _headline(facts, verdicts), "", REPLICATION, ""]
+    if facts["description"]:
+        lines += [f"> {facts['description']}", ""]
+    lines += ["| # | claim | verdict | numbers |", "|---|---|---|---|"]
+    for v in verdicts:
+        lines.append(f"| {v.index + 1} | {v.title.split(' ', 1)[-1]} | **{v.verdict}** | {v.reason} |")
+    lines += ["", "## Compression of the last hidden layer (bits)", ""]
+    lines += ["| condition | estimator | seeds | peak I(X;T) | compression [95 % CI] | compress | final I(Y;T) |",
+              "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in summary:
+        lines.append(
+            f"| {r['condition']} | {r['estimator']} | {r['seeds']} | {_f(r['ixt_peak'])} | {_f(r['compression'])} "
+            f"[{_f(r['ci_low'])}, {_f(r['ci_high'])}] | {r['compresses']} | {_f(r['iyt_final'], 3)} |"
+        )
+    lines += ["", f"Parent run `{facts['parent_run_id']}` in {facts['tracking_uri']}; started {facts['started']}, "
+              f"report generated {facts['generated']}.", ""]  # fmt: skip
+    return "\n".join(lines)
+
+
+def _html(facts: dict, verdicts: list, summary: list[dict], figs: list, runs) -> str:
+    e = html.escape
+    badge = '<span class="badge" style="background:{c}">{v}</span>'
+    verdict_rows = "".join(
+        f"<tr><td>{v.index + 1}</td><td>{e(v.title.split(' ', 1)[-1])}</td>"
+        f"<td>{badge.format(c=_COLOURS[v.verdict], v=v.verdict)}</td><td>{e(v.reason)}</td>"
+        f"<td>{len(v.trials)}</td></tr>"
+        for v in verdicts
+    )
+    summary_rows = "".join(
+        f"<tr><td>{e(r['condition'])}</td><td>{e(r['estimator'])}</td><td>{r['seeds']}</td><td>{_f(r['ixt_peak'])}</td>"
+        f"<td>{_f(r['compression'])} [{_f(r['ci_low'])}, {_f(r['ci_high'])}]</td><td>{r['compresses']}</td>"
+        f"<td>{_f(r['iyt_final'], 3)}</td></tr>"
+        for r in summary
+    )
+    fig_html = "".join(
+        f'<figure><img src="data:image/png;base64,{b64}" alt="{e(cap)}"><figcaption>{e(cap)}</figcaption></figure>'
+        if b64
+        else f"<p><em>{e(cap)}</em></p>"
+        for cap, b64 in figs
+    )
+    details = "".join(
+        f"<details><summary>#{v.index + 1} {e(v.kind)}: {v.verdict}</summary><pre>"
+        f"{e(json.dumps({'claim': v.claim, 'numbers': v.numbers, 'trials': v.trials}, indent=1, default=str))}"
+        f"</pre></details>"
+        for v in verdicts
+    )
+    failed = runs[runs["status"] != "FINISHED"] if len(runs) else runs
+    failed_rows = "".join(
+        f"<tr><td>{e(str(r.run_name))}</td><td>{e(r.status)}</td><td>{e(str(r.error))}</td></tr>"
+        for r in failed.itertuples()
+    )
+    failed_html = (f"<h2>Trials that did not finish</h2><table><tr><th>run</th><th>status</th><th>error</th></tr>"
+                   f"{failed_rows}</table>" if failed_rows else "")  # fmt: skip
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>ib-sweeps report: {e(facts["sweep"])}</title>
+<style>
+body{{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1200px;color:#222}}
+table{{border-collapse:collapse;margin:.5em 0 1.2em}} td,th{{border:1px solid #ccc;padding:.25em .5em;
+font-size:.9em;vertical-align:top}} th{{background:#f3f3f3}}
+.badge{{color:#fff;padding:.1em .5em;border-radius:.6em;font-weight:600}}
+.lead{{font-size:1.1em}} figure{{margin:1em 0}} img{{max-width:100%}} pre{{font-size:.8em;overflow:auto}}
+</style></head><body>
+<h1>Sweep <code>{e(facts["sweep"])}</code></h1>
+<p class="lead">{e(_headline(facts, verdicts))}</p>
+<p>{e(facts["description"])}</p>
+<h2>Verdicts</h2>
+<table><tr><th>#</th><th>claim</th><th>verdict</th><th>numbers that decided it</th><th>trials</th></tr>
+{verdict_rows or '<tr><td colspan="5">the sweep declares no claims</td></tr>'}</table>
+<p><em>{e(REPLICATION)}</em></p>
+<h2>Compression of the last hidden layer (bits)</h2>
+<table><tr><th>condition</th><th>estimator</th><th>seeds</th><th>peak I(X;T)</th><th>compression [95 % CI]</th>
+<th>compress</th><th>final I(Y;T)</th></tr>{summary_rows}</table>
+<h2>Figures</h2>{fig_html or "<p>No finished trial: nothing to draw.</p>"}
+<h2>Claim details</h2>{details}
+{failed_html}
+<p><small>Parent run {e(facts["parent_run_id"])} in {e(facts["tracking_uri"])}; started {e(facts["started"])};
+report generated {e(facts["generated"])}. Information in bits.</small></p>
+</body></html>
+"""
