@@ -212,20 +212,31 @@ def test_latest_invocation_is_the_default(store, tmp_path):
     assert len(analysis.load_runs(first, store)) == 1 and len(analysis.load_runs("twice", store)) == 2
 
 
-def test_bulk_sql_read_equals_per_key_reads_and_is_cached(store):
+@pytest.mark.parametrize("labels_on_rows", [False, True])
+def test_bulk_sql_read_equals_per_key_reads_and_is_cached(store, monkeypatch, labels_on_rows):
     from mlflow import MlflowClient
 
-    src = analysis.locate("acts", store)
-    client = MlflowClient(src.uri)
-    wanted = {r.info.run_id: list(r.data.metrics) for r in src.children}
-    histories.clear_cache()
-    bulk = histories.read(client, src.uri, wanted, ended=set(wanted))
-    each = histories._read_each(client, {k: set(v) for k, v in wanted.items()})
-    assert bulk.keys() == each.keys() and len(bulk) > 100
-    for key in bulk:
-        assert np.array_equal(bulk[key][0], each[key][0]) and np.array_equal(bulk[key][1], each[key][1])
-    cached = histories.read(None, src.uri, wanted, ended=set(wanted))  # no client: must come from the cache
-    assert cached.keys() == bulk.keys()
+    rng = np.random.default_rng(2)
+    nan_trial = _trial({"seed": 0}, 1.0, 0.0, rng)
+    nan_trial.iyt["binning", "layer_1"][[3, 7]] = np.nan  # MLflow stores NaN as 0 plus a flag
+    syn.write_sweep(store, "nan", [nan_trial])
+    if labels_on_rows:  # as when a run logs between the count and the value query
+        monkeypatch.setattr(histories, "_agree", lambda counts, rows: False)
+    for name in ("acts", "nan"):
+        src = analysis.locate(name, store)
+        client = MlflowClient(src.uri)
+        wanted = {r.info.run_id: list(r.data.metrics) for r in src.children}
+        histories.clear_cache()
+        bulk = histories.read(client, src.uri, wanted, ended=set(wanted))
+        each = histories._read_each(client, {k: set(v) for k, v in wanted.items()})
+        assert bulk.keys() == each.keys() and len(bulk) >= 8
+        for key in bulk:
+            assert np.array_equal(bulk[key][0], each[key][0])
+            assert np.array_equal(bulk[key][1], each[key][1], equal_nan=True)
+        cached = histories.read(None, src.uri, wanted, ended=set(wanted))  # no client: must come from the cache
+        assert cached.keys() == bulk.keys()
+    (run_id,) = wanted
+    assert np.isnan(bulk[run_id, "iyt/binning/layer_1"][1][[3, 7]]).all()
 
 
 def test_verdicts_of_fraction_claims(store):

@@ -13,6 +13,7 @@ history once. Running runs are always read afresh.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -67,29 +68,60 @@ def _is_sql(store) -> bool:
 
 
 def _read_sql(store, missing: dict[str, set[str]]) -> dict:
+    """Two SELECTs per 500 runs on the store's own connection: (run, key) counts, then bare numbers.
+
+    Only (step, value, is_nan) travel per row, straight into numpy; the counts
+    cut them into series. Should a run log between the two queries (the
+    totals disagree), that chunk is read again with run and key on every row.
+    """
+    import sqlalchemy as sa
     from mlflow.store.tracking.dbmodels.models import SqlMetric
 
-    rows = []
+    m = SqlMetric.__table__.c
     keys = sorted({k for ks in missing.values() for k in ks})
     ids = sorted(missing)
-    with store.ManagedSessionMaker() as session:
-        for i in range(0, len(ids), _CHUNK):
-            query = (
-                session.query(SqlMetric.run_uuid, SqlMetric.key, SqlMetric.step, SqlMetric.timestamp, SqlMetric.value)
-                .filter(SqlMetric.run_uuid.in_(ids[i : i + _CHUNK]), SqlMetric.key.in_(keys))
-                .order_by(SqlMetric.run_uuid, SqlMetric.key, SqlMetric.step, SqlMetric.timestamp)
-            )
-            rows += query.all()
     out: dict = {}
-    start = 0
-    for end in range(1, len(rows) + 1):
-        if end == len(rows) or rows[end][:2] != rows[start][:2]:
-            run_id, key = rows[start][:2]
-            if key in missing.get(run_id, ()):
-                block = rows[start:end]
-                out[run_id, key] = _series([r[2] for r in block], [r[4] for r in block])
-            start = end
+    with store.ManagedSessionMaker() as session:
+        conn = session.connection()
+
+        def fetch(query) -> list:
+            # A plain DB-API cursor: SQLAlchemy's row objects would cost more than the query itself.
+            sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+            cursor = conn.connection.cursor()
+            try:
+                cursor.execute(sql)
+                return cursor.fetchall()
+            finally:
+                cursor.close()
+
+        for i in range(0, len(ids), _CHUNK):
+            where = (m.run_uuid.in_(ids[i : i + _CHUNK]), m.key.in_(keys))
+            order = (m.run_uuid, m.key)
+            counts = fetch(
+                sa.select(m.run_uuid, m.key, sa.func.count()).where(*where).group_by(*order).order_by(*order)
+            )
+            rows = fetch(sa.select(m.step, m.value, m.is_nan).where(*where).order_by(*order, m.step, m.timestamp))
+            if not _agree(counts, rows):  # logged in between: labels on every row instead
+                full = fetch(
+                    sa.select(m.run_uuid, m.key, m.step, m.value, m.is_nan)
+                    .where(*where)
+                    .order_by(*order, m.step, m.timestamp)
+                )
+                counts = [(r, k, len(list(g))) for (r, k), g in itertools.groupby(full, key=lambda x: x[:2])]
+                rows = [x[2:] for x in full]
+            table = np.array(rows, dtype=np.float64).reshape(-1, 3)
+            table[table[:, 2] != 0, 1] = np.nan  # MLflow stores NaN as 0 with is_nan set
+            start = 0
+            for run_id, key, count in counts:
+                if key in missing.get(run_id, ()):
+                    block = table[start : start + count]
+                    out[run_id, key] = _series(block[:, 0].astype(np.int64), block[:, 1])
+                start += count
     return out
+
+
+def _agree(counts, rows) -> bool:
+    return sum(c for _, _, c in counts) == len(rows)
 
 
 def _read_each(client, missing: dict[str, set[str]]) -> dict:

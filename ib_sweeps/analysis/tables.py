@@ -103,32 +103,31 @@ def load_trace(
     runs = load_runs(src, status=status)
     prefix = "pooled/" if pooled else ""
     data = _read(src, runs, lambda k: k.startswith((prefix + "ixt/", prefix + "iyt/", "grad/", *PER_EPOCH)))
-    plane, grads, epochs = [], [], []
+    plane, grads, epochs = _Long(), _Long(), _Long()
     for (run_id, key), (steps, values) in data.items():
         parts = key.removeprefix(prefix).split("/")
         if parts[0] in PLANE and len(parts) == 3 and key.startswith(prefix + parts[0]):
-            plane.append(pd.DataFrame({"run_id": run_id, "q": parts[0], "estimator": parts[1], "layer": parts[2],
-                                       "epoch": steps, "value": values}))  # fmt: skip
+            plane.add(steps, values, run_id=run_id, q=parts[0], estimator=parts[1], layer=parts[2])
         elif key.startswith("grad/") and len(parts) == 3:
-            grads.append(pd.DataFrame({"run_id": run_id, "q": f"grad/{parts[1]}", "layer": parts[2],
-                                       "epoch": steps, "value": values}))  # fmt: skip
+            grads.add(steps, values, run_id=run_id, q=f"grad/{parts[1]}", layer=parts[2])
         elif key in PER_EPOCH:
-            epochs.append(pd.DataFrame({"run_id": run_id, "q": key, "epoch": steps, "value": values}))
+            epochs.add(steps, values, run_id=run_id, q=key)
+    plane, grads, epochs = plane.frame(), grads.frame(), epochs.frame()
     keys = ["run_id", "estimator", "layer", "epoch"]
-    if not plane:
+    if plane is None:
         return pd.DataFrame(columns=[*RUN_COLUMNS, *keys, "layer_index", "n_layers", *PLANE])
-    out = pd.concat(plane).pivot_table(index=keys, columns="q", values="value", aggfunc="last").reset_index()
+    out = plane.pivot_table(index=keys, columns="q", values="value", aggfunc="last").reset_index()
     out.columns.name = None
     for q in PLANE:
         if q not in out:
             out[q] = np.nan
     out["layer_index"] = out["layer"].str.extract(r"(\d+)$", expand=False).astype(int)
     out["n_layers"] = out.groupby("run_id")["layer_index"].transform("max")
-    if epochs:
-        per_epoch = pd.concat(epochs).pivot_table(index=["run_id", "epoch"], columns="q", values="value")
+    if epochs is not None:
+        per_epoch = epochs.pivot_table(index=["run_id", "epoch"], columns="q", values="value")
         out = out.merge(per_epoch.reset_index(), on=["run_id", "epoch"], how="left")
-    if grads:
-        per_layer = pd.concat(grads).pivot_table(index=["run_id", "layer", "epoch"], columns="q", values="value")
+    if grads is not None:
+        per_layer = grads.pivot_table(index=["run_id", "layer", "epoch"], columns="q", values="value")
         out = out.merge(per_layer.reset_index(), on=["run_id", "layer", "epoch"], how="left")
     for col in (*PER_EPOCH, *GRADIENT):
         if col not in out:
@@ -148,13 +147,42 @@ def load_history(
     src = locate(sweep, tracking_uri)
     runs = load_runs(src, status=status)
     data = _read(src, runs, lambda k: k in keys)
-    frames = [pd.DataFrame({"run_id": r, "q": k, "epoch": s, "value": v}) for (r, k), (s, v) in data.items()]
-    if not frames:
+    long = _Long()
+    for (run_id, key), (steps, values) in data.items():
+        long.add(steps, values, run_id=run_id, q=key)
+    frame = long.frame()
+    if frame is None:
         return pd.DataFrame(columns=[*RUN_COLUMNS, "epoch", *keys])
-    out = pd.concat(frames).pivot_table(index=["run_id", "epoch"], columns="q", values="value").reset_index()
+    out = frame.pivot_table(index=["run_id", "epoch"], columns="q", values="value").reset_index()
     out.columns.name = None
     out = runs[list(RUN_COLUMNS)].merge(out, on="run_id")
     return out.sort_values(["condition", "seed", "run_id", "epoch"], ignore_index=True)
+
+
+class _Long:
+    """Collects (step, value) series with constant labels; one long DataFrame at the end (no per-series frames)."""
+
+    def __init__(self):
+        self.steps, self.values, self.labels = [], [], []
+
+    def add(self, steps, values, **labels) -> None:
+        self.steps.append(steps)
+        self.values.append(values)
+        self.labels.append(labels)
+
+    def frame(self):
+        import pandas as pd
+
+        if not self.steps:
+            return None
+        counts = np.array([len(s) for s in self.steps])
+        cols = {}
+        for name in self.labels[0]:
+            codes, uniques = pd.factorize(np.array([lab[name] for lab in self.labels], dtype=object))
+            cols[name] = pd.Categorical.from_codes(np.repeat(codes, counts), uniques).astype(object)
+        cols["epoch"] = np.concatenate(self.steps)
+        cols["value"] = np.concatenate(self.values)
+        return pd.DataFrame(cols)
 
 
 def _read(src: Source, runs, keep) -> dict:
