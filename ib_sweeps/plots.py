@@ -80,39 +80,42 @@ def learning_curves(trace):
 
 
 def _log_binned(epochs, values, n_bins: int = 60):
-    """Geometric mean of positive ``values`` in log-spaced epoch bins: (bin centres, means), empty bins dropped."""
+    """Positive ``values`` in log-spaced epoch bins: (bin centres, geometric means, 10th and 90th percentiles).
+
+    Empty bins are dropped.
+    """
     edges = np.unique(np.geomspace(1, epochs.max() + 1, n_bins + 1).astype(int))
     which = np.digitize(epochs, edges) - 1
     ok = np.isfinite(values) & (values > 0)
-    centres, means = [], []
+    rows = []
     for b in range(len(edges) - 1):
-        pick = ok & (which == b)
-        if pick.any():
-            centres.append(np.sqrt(edges[b] * edges[b + 1]))
-            means.append(np.exp(np.log(values[pick]).mean()))
-    return np.asarray(centres), np.asarray(means)
+        v = values[ok & (which == b)]
+        if len(v):
+            rows.append((np.sqrt(edges[b] * edges[b + 1]), np.exp(np.log(v).mean()), *np.percentile(v, [10, 90])))
+    return np.asarray(rows).reshape(-1, 4).T
 
 
 def gradients(trace):
     """Per-layer minibatch-gradient mean and std norms, their SNR, and the loss, against epoch (log-log).
 
-    As Shwartz-Ziv & Tishby (2017) Fig. 4: every epoch thin, log-binned
-    geometric means thick; the mean norm solid, the std norm dashed.
+    As Shwartz-Ziv & Tishby (2017) Fig. 4. Every epoch's values are summarised
+    in log-spaced epoch bins: the geometric mean as a line (mean norm solid,
+    std norm dashed), the 10th-90th percentile of the SNR as a band.
     """
     plt = _plt()
     g = np.asarray(trace.grad)[1:]  # epoch 0 trained on no batch
     epochs = np.arange(1, len(g) + 1)
     fig, (ax_norm, ax_snr, ax_loss) = plt.subplots(1, 3, figsize=(15, 4.2), constrained_layout=True)
     for j, name in enumerate(trace.layers):
-        color = f"C{j}"
         for ax, values, style, label in (
             (ax_norm, g[:, j, 0], "-", f"{name} mean"),
             (ax_norm, g[:, j, 1], "--", f"{name} std"),
             (ax_snr, g[:, j, 2], "-", name),
         ):
-            shown = np.where(values > 0, values, np.nan)  # zeros (full batch std) have no place on a log axis
-            ax.plot(epochs, shown, style, color=color, lw=0.4, alpha=0.3)
-            ax.plot(*_log_binned(epochs, values), style, color=color, lw=1.6, label=label)
+            x, mean, lo, hi = _log_binned(epochs, values)  # zeros (full-batch std) have no place on a log axis
+            ax.plot(x, mean, style, color=f"C{j}", lw=1.5, label=label)
+            if ax is ax_snr:
+                ax.fill_between(x, lo, hi, color=f"C{j}", alpha=0.15, lw=0)
     if not np.isfinite(g[..., 2]).any():
         ax_snr.text(0.5, 0.5, "SNR undefined:\nstd is 0 (one batch per epoch)", ha="center", transform=ax_snr.transAxes)
     h = np.asarray(trace.history)
@@ -121,12 +124,11 @@ def gradients(trace):
             ax_loss.plot(np.arange(1, len(h)), h[1:, i], lw=1, label=key)
     for ax, label in ((ax_norm, "gradient norm"), (ax_snr, "SNR = ||mean|| / ||std||"), (ax_loss, "loss")):
         ax.set_xscale("log")
-        if any((line.get_ydata() > 0).any() for line in ax.get_lines()):  # an all-NaN panel stays linear
+        if any(len(line.get_ydata()) for line in ax.get_lines()):  # an empty panel stays linear
             ax.set_yscale("log")
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7, ncol=2 if ax is ax_norm else 1)
+        ax.legend(fontsize=7, ncol=2 if ax is ax_norm else 1)
     fig.suptitle("Minibatch gradients per layer (kernel weights): drift (SNR high) and diffusion (SNR low)")
     return fig
 
