@@ -300,11 +300,44 @@ def test_verdicts_of_estimator_agreement(store):
     assert v.numbers["rho"] == pytest.approx(1.0) and len(v.numbers["conditions"]) == 3
 
 
-def test_every_claim_kind_has_an_evaluator_and_reaches_every_verdict(store):
-    """Conformance over the claim registry: the cases above cover each kind with each verdict."""
+ACT = "model.activation"
+STABLE = {"kind": "stable_across", "axis": "train.batch_size", "tolerance_bits": 0.5}
+TRANSITION = {"kind": "transition_coincides", "where": {ACT: "tanh"}, "within_epochs": 150}
+AGREE = {"kind": "estimator_agreement", "estimators": ["binning", "kde_upper"], "axis": "estimators.0.n_bins"}
+CASES = [  # (synthetic sweep, claim, expected verdict): every claim kind reaches every verdict
+    ("acts", {"kind": "compresses", "where": {ACT: "tanh"}}, "supported"),  # 5/5
+    ("acts", {"kind": "compresses", "where": {ACT: "relu"}}, "refuted"),  # 0/5
+    ("mixed", {"kind": "compresses", "where": {ACT: "tanh"}}, "inconclusive"),  # 3/5
+    ("acts", {"kind": "does_not_compress", "where": {ACT: "relu"}}, "supported"),
+    ("acts", {"kind": "does_not_compress", "where": {ACT: "tanh"}}, "refuted"),
+    ("mixed", {"kind": "does_not_compress", "where": {ACT: "tanh"}}, "inconclusive"),
+    ("acts", {"kind": "depends_on", "axis": ACT}, "supported"),  # 4 vs 0 bits
+    ("batch", {"kind": "depends_on", "axis": "train.batch_size", "tolerance_bits": 0.5}, "refuted"),  # equivalent
+    ("batch", {"kind": "depends_on", "axis": "train.batch_size"}, "inconclusive"),  # no tolerance to refute with
+    ("batch", STABLE, "supported"),  # 2 bits everywhere, seed spread 0.05
+    ("acts", STABLE | {"axis": ACT}, "refuted"),
+    ("noisy", STABLE, "inconclusive"),  # seed spread 1 bit, 3 seeds
+    ("acts", TRANSITION, "supported"),  # onset, kink and drop within ~100 epochs
+    ("late", TRANSITION, "refuted"),  # onset ~1700, kink and drop at 5
+    ("mixed", TRANSITION, "inconclusive"),  # 3/5 compress and coincide
+    ("agree", AGREE, "supported"),
+    ("reverse", AGREE, "refuted"),
+    ("flat", AGREE, "inconclusive"),  # kde_upper is the same everywhere
+]
+
+
+@pytest.mark.parametrize(("sweep", "claim", "verdict"), CASES, ids=[f"{c['kind']}-{v}" for _, c, v in CASES])
+def test_verdict_cases(store, sweep, claim, verdict):
+    assert _verdicts(store, sweep, [claim]) == [verdict]
+
+
+def test_cases_cover_every_claim_kind_and_verdict():
+    """Conformance over the claim registry: each kind has an evaluator and a case for each verdict."""
     from ib_sweeps.analysis.verdicts import EVALUATORS
 
     assert set(EVALUATORS) == set(analysis.CLAIMS)
+    verdicts = ("supported", "refuted", "inconclusive")
+    assert {(c["kind"], v) for _, c, v in CASES} == {(k, v) for k in analysis.CLAIMS for v in verdicts}
 
 
 def test_claims_are_checked_when_the_sweep_loads(tmp_path):
