@@ -123,9 +123,12 @@ def gradients(trace):
         if key.startswith("loss"):
             ax_loss.plot(np.arange(1, len(h)), h[1:, i], lw=1, label=key)
     for ax, label in ((ax_norm, "gradient norm"), (ax_snr, "SNR = ||mean|| / ||std||"), (ax_loss, "loss")):
-        ax.set_xscale("log")
-        if any(len(line.get_ydata()) for line in ax.get_lines()):  # an empty panel stays linear
+        if any(len(line.get_ydata()) for line in ax.get_lines()):  # an empty panel has no log scale
+            ax.set_xscale("log")
             ax.set_yscale("log")
+        else:
+            ax.set_xticks([])
+            ax.set_yticks([])
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.legend(fontsize=7, ncol=2 if ax is ax_norm else 1)
