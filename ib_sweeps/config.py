@@ -85,6 +85,7 @@ def _tagged(registry: dict, tag: str, default: str | None = None):
     def pick(v):
         return v.get(tag, default) if isinstance(v, dict) else getattr(v, tag, None)
 
+    pick.__name__ = tag  # pydantic names a callable discriminator after the function: messages then name the key
     members = tuple(Annotated[cls, Tag(name)] for name, cls in registry.items())
     return Annotated[Union[members], Discriminator(pick)]  # noqa: UP007
 
@@ -156,9 +157,10 @@ class DataConfig(BaseModel):
 
 
 class ModelConfig(BaseModel):
-    """MLP hidden widths, activation(s) and weight initialisation."""
+    """MLP hidden widths, activation(s) and weight initialisation (``kind: mlp``, the default; not dumped)."""
 
     model_config = FROZEN
+    kind: Literal["mlp"] = "mlp"
     hidden: Annotated[tuple[PositiveInt, ...], Field(min_length=1)] = (10, 7, 5, 4, 3)
     activation: Annotated[
         str | tuple[str, ...],
@@ -178,6 +180,48 @@ class ModelConfig(BaseModel):
         if self.init_std is not None and self.init != "truncated_normal":
             raise ValueError(f"init_std: only used with init: truncated_normal, not {self.init!r}")
         return self
+
+
+class CNNConfig(BaseModel):
+    """A small CNN (``kind: cnn``): convolutions, one max-pooling layer, dense layers, softmax output.
+
+    ``conv``: filters of each Conv2D (``kernel`` x ``kernel``, stride 1, "valid");
+    ``pool``: the max-pooling window and stride (null: no pooling layer);
+    ``dense``: widths of the Dense layers after flattening (may be empty).
+    Defaults: the Keras MNIST example without dropout, as in the 2019 CNN
+    information-bottleneck report (32, 64 filters 3x3, pool 2, Dense 128, ReLU,
+    Glorot uniform). Needs a data set of images (``Dataset.input_shape`` (h, w, c)).
+    """
+
+    model_config = FROZEN
+    kind: Literal["cnn"]
+    conv: Annotated[tuple[PositiveInt, ...], Field(min_length=1)] = (32, 64)
+    kernel: PositiveInt = 3
+    pool: Annotated[Int, Field(ge=2)] | None = 2
+    dense: tuple[PositiveInt, ...] = (128,)
+    activation: Annotated[
+        str | tuple[str, ...],
+        PlainValidator(_activation),
+        PlainSerializer(lambda v: v if isinstance(v, str) else list(v)),
+    ] = "relu"
+    init: Literal["truncated_normal", "keras_default"] = "keras_default"
+    init_std: PositiveFloat | None = None
+
+    @model_validator(mode="after")
+    def _per_layer(self):
+        n = len(self.conv) + len(self.dense)
+        if not isinstance(self.activation, str) and len(self.activation) != n:
+            raise ValueError(
+                f"activation: lists {len(self.activation)} activations but the CNN has {n} layers with one "
+                f"({len(self.conv)} conv + {len(self.dense)} dense); allowed: one name, or one per conv and dense layer"
+            )
+        if self.init_std is not None and self.init != "truncated_normal":
+            raise ValueError(f"init_std: only used with init: truncated_normal, not {self.init!r}")
+        return self
+
+
+MODELS = {"mlp": ModelConfig, "cnn": CNNConfig}
+ModelSpec = _tagged(MODELS, "kind", default="mlp")
 
 
 class TrainConfig(BaseModel):
@@ -213,7 +257,7 @@ class TrialConfig(BaseModel):
     model_config = FROZEN
     seed: Annotated[Int, Field(ge=0)] = 0
     data: DataConfig = DataConfig()
-    model: ModelConfig = ModelConfig()
+    model: ModelSpec = ModelConfig()
     train: TrainConfig = TrainConfig()
     schedule: ScheduleSpec = schedules.DeltaExact()
     estimators: Annotated[tuple[EstimatorSpec, ...], Field(min_length=1)] = DEFAULT_ESTIMATORS
@@ -221,6 +265,8 @@ class TrialConfig(BaseModel):
 
     @model_validator(mode="after")
     def _cross_checks(self):
+        if self.model.kind == "cnn":
+            _check_cnn_fits(self.model, self.data.name)
         keys = [e.key for e in self.estimators]
         dup = sorted({k for k in keys if keys.count(k) > 1})
         if dup:
@@ -262,10 +308,28 @@ class TrialConfig(BaseModel):
         return [e.key for e in self.estimators].index(primary) if primary else 0
 
 
+def _check_cnn_fits(model: CNNConfig, name: str) -> None:
+    """A CNN needs images, large enough to survive its convolutions and pooling."""
+    shape = data.DATASETS[name].input_shape
+    if shape is None or len(shape) != 3:
+        images = ", ".join(n for n, s in data.DATASETS.items() if s.input_shape and len(s.input_shape) == 3)
+        raise ValueError(
+            f"model: kind 'cnn' needs images (height, width, channels), but data set {name!r} has inputs of shape "
+            f"{shape}; allowed: kind mlp, or a data set of images ({images})"
+        )
+    sizes = models.cnn_shapes(model, shape)
+    if min(min(s) for s in sizes) < 1:
+        raise ValueError(
+            f"model: conv {list(model.conv)} with kernel {model.kernel} and pool {model.pool} shrink the "
+            f"{shape[0]}x{shape[1]} images of {name} to nothing (activity shapes {sizes}); allowed: fewer or "
+            "smaller convolutions, a smaller pool, or pool: null"
+        )
+
+
 # What a section missing from a config file holds before ``--set`` edits it.
 OVERRIDE_SEEDS = {"schedule": {"kind": "delta_exact"}, "estimators": [{"method": "binning"}]}
 
-_TAGS = set(schedules.REGISTRY) | set(estimators.REGISTRY) | set(CLAIMS)
+_TAGS = set(schedules.REGISTRY) | set(estimators.REGISTRY) | set(CLAIMS) | set(MODELS)
 
 
 def _key(loc) -> str:
@@ -273,7 +337,7 @@ def _key(loc) -> str:
     for i, p in enumerate(loc):
         if isinstance(p, int):
             parts.append(f"[{p}]")
-        elif p in _TAGS and i > 0 and (loc[i - 1] == "schedule" or isinstance(loc[i - 1], int)):
+        elif p in _TAGS and i > 0 and (loc[i - 1] in ("schedule", "model") or isinstance(loc[i - 1], int)):
             continue  # pydantic's union tag, not a config key
         else:
             parts.append(("." if parts else "") + p)
@@ -284,7 +348,7 @@ def _model_at(loc, root: type[BaseModel]) -> type[BaseModel] | None:
     node: type[BaseModel] | None = root
     for p in loc:
         if p in _TAGS:
-            node = schedules.REGISTRY.get(p) or estimators.REGISTRY.get(p) or CLAIMS.get(p)
+            node = schedules.REGISTRY.get(p) or estimators.REGISTRY.get(p) or CLAIMS.get(p) or MODELS.get(p)
         elif isinstance(p, int) and len(estimators.REGISTRY) == 1:  # no union tag in the path
             node = next(iter(estimators.REGISTRY.values()))
         elif isinstance(p, str) and node is not None:
@@ -305,7 +369,7 @@ def _problem(err: dict, root: type[BaseModel]) -> tuple[str, str]:
         allowed = ", ".join(f.alias or name for name, f in fields if name not in ("method", "kind")) or "(none)"
         return _key(loc[:-1]), f"unknown key {loc[-1]!r}; allowed keys: {allowed}"
     if kind == "union_tag_invalid":
-        tag = err["ctx"]["discriminator"].replace("pick()", "'method'")  # the estimators' callable discriminator
+        tag = re.sub(r"^(\w+)\(\)$", r"'\1'", err["ctx"]["discriminator"])  # a callable's: "method()"
         return _key(loc), f"unknown {tag} {err['ctx']['tag']!r}; allowed: {err['ctx']['expected_tags']}"
     if kind == "union_tag_not_found":
         return _key(loc), f"missing key {err['ctx']['discriminator']}"
@@ -343,10 +407,13 @@ def validate(raw: dict | None) -> TrialConfig:
 def to_dict(cfg: TrialConfig) -> dict:
     """Plain JSON-compatible dict of the config (round-trips through :func:`validate`).
 
-    An absent optional section (``pooled``) and data keys left null are left
-    out, so params and hashes of configs without them do not change.
+    An absent optional section (``pooled``), data keys left null and
+    ``model.kind: mlp`` are left out, so params and hashes of configs without
+    them do not change.
     """
     exclude: dict = {"data": {key for key, value in cfg.data if value is None}}
+    if cfg.model.kind == "mlp":
+        exclude["model"] = {"kind"}
     if cfg.pooled is None:
         exclude["pooled"] = True
     return cfg.model_dump(mode="json", by_alias=True, exclude=exclude)

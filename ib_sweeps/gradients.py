@@ -40,5 +40,13 @@ def with_snr(norms: np.ndarray) -> np.ndarray:
 
 
 def metrics(layers, row: np.ndarray) -> dict[str, float]:
-    """Flat metric dict ``grad/<stat>/<layer>`` of one epoch's (n_layers, 3) statistics."""
-    return {f"grad/{key}/{layer}": float(row[j, k]) for j, layer in enumerate(layers) for k, key in enumerate(KEYS)}
+    """Flat metric dict ``grad/<stat>/<layer>`` of one epoch's (n_layers, 3) statistics.
+
+    Layers without weights (a CNN's pooling layer: all NaN) are left out.
+    """
+    return {
+        f"grad/{key}/{layer}": float(row[j, k])
+        for j, layer in enumerate(layers)
+        if not np.isnan(row[j]).all()
+        for k, key in enumerate(KEYS)
+    }

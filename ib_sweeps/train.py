@@ -7,6 +7,13 @@ that epoch. Per-epoch train/test loss and accuracy are written into a buffer
 inside the graph, and, with ``train.gradient_stats``, each layer's minibatch
 gradient mean and std norms (:mod:`ib_sweeps.gradients`). Epoch 0 is the
 untrained network.
+
+The same core trains the CNN (``model.kind: cnn``): the flat inputs are
+reshaped to the image shape in the graph and a Dense layer takes its input
+flattened. Its pooling layer has no weights, so no gradient statistics (NaN).
+Where the activity of a whole evaluation set would not fit in
+:data:`EVAL_BYTES` (CNNs on MNIST), loss and accuracy are summed over chunks
+of it; MLPs are evaluated in one pass, as always.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ from ib_sweeps import models
 
 # Columns of the per-epoch history.
 HISTORY_KEYS = ("loss/train", "accuracy/train", "loss/test", "accuracy/test")
+# Most bytes of activity one evaluation pass may hold (CNN layers: ~270 kB per MNIST image).
+EVAL_BYTES = 256 * 2**20
 
 
 class TrainingDiverged(RuntimeError):
@@ -84,7 +93,8 @@ class TrainingCore:
         """Gradient statistics of epochs ``first .. stop-1``: float64 (k, n_layers, 3).
 
         Columns :data:`ib_sweeps.gradients.KEYS` (mean norm, std norm, SNR);
-        NaN for epoch 0 and epochs not trained yet. Needs ``train.gradient_stats``.
+        NaN for epoch 0, epochs not trained yet and layers without weights
+        (pooling). Needs ``train.gradient_stats``.
         """
         from ib_sweeps import gradients
 
@@ -120,7 +130,8 @@ class TrainingCore:
         History rows: float64 (to_epoch - epoch, 4) in ``HISTORY_KEYS`` order
         (for ``to_epoch == 0``, the row of epoch 0). Activity: one float32
         array (n_measure, width) per layer, hidden layers then softmax output,
-        exactly as the network computed it.
+        exactly as the network computed it; (n_measure, height, width,
+        channels) for convolutional and pooling layers.
         Raises :class:`TrainingDiverged` on a non-finite loss.
         """
         if to_epoch < self.epoch:
@@ -140,6 +151,16 @@ class TrainingCore:
         return rows, [a.numpy() for a in acts]
 
 
+def layer_input(layer, h):
+    """``h`` as ``layer`` takes it: a Dense layer after convolutions gets it flattened (n, h*w*c)."""
+    import keras
+    import tensorflow as tf
+
+    if len(h.shape) > 2 and isinstance(layer, keras.layers.Dense):
+        return tf.reshape(h, [-1, int(np.prod(h.shape[1:]))])
+    return h
+
+
 def build_core(model_cfg, train_cfg, data, seed: int, jit: bool = True, snapshot_capacity: int = 0) -> TrainingCore:
     """Build the model, optimizer and compiled epoch loop for ``data``.
 
@@ -151,7 +172,10 @@ def build_core(model_cfg, train_cfg, data, seed: int, jit: bool = True, snapshot
     import tensorflow as tf
 
     init_seed, order_seed = split_seed(seed)
-    layers = models.build_mlp(model_cfg, data.x_train.shape[1], data.n_classes, init_seed)
+    layers = models.build(model_cfg, data.input_shape, data.n_classes, init_seed)
+    shape = models.input_shape(model_cfg, data.input_shape)
+    per_input = 4 * models.activity_floats(model_cfg, data.input_shape, data.n_classes)
+    eval_rows = max(1, EVAL_BYTES // per_input) if model_cfg.kind == "cnn" else None
     variables = [v for layer in layers for v in layer.trainable_variables]
     opt = make_optimizer(train_cfg)
     opt.build(variables)
@@ -165,8 +189,9 @@ def build_core(model_cfg, train_cfg, data, seed: int, jit: bool = True, snapshot
     epoch = tf.Variable(0, dtype=tf.int32, trainable=False)
     history = tf.Variable(tf.zeros([train_cfg.epochs + 1, 4]), trainable=False)
     stats = train_cfg.gradient_stats
-    # Gradient statistics of each layer's kernel: its slice of the flat kernel gradient.
-    kernels = [next(i for i, v in enumerate(variables) if v is layer.kernel) for layer in layers]
+    # Gradient statistics of each layer's kernel: its slice of the flat kernel gradient (pooling has none).
+    weighted = [j for j, layer in enumerate(layers) if layer.trainable_variables]
+    kernels = [next(i for i, v in enumerate(variables) if v is layers[j].kernel) for j in weighted]
     bounds = np.cumsum([0, *(int(np.prod(variables[i].shape)) for i in kernels)])
     grad_norms = (
         tf.Variable(tf.fill([train_cfg.epochs + 1, len(layers), 2], np.nan), trainable=False) if stats else None
@@ -177,10 +202,13 @@ def build_core(model_cfg, train_cfg, data, seed: int, jit: bool = True, snapshot
     def flat_weights():
         return tf.concat([tf.reshape(v, [-1]) for v in variables], axis=0)
 
+    def model_input(x):
+        return x if len(shape) == 1 else tf.reshape(x, [-1, *shape])
+
     def forward(x):
-        outs, h = [], x
+        outs, h = [], model_input(x)
         for layer in layers:
-            h = layer(h)
+            h = layer(layer_input(layer, h))
             outs.append(h)
         return outs
 
@@ -207,12 +235,36 @@ def build_core(model_cfg, train_cfg, data, seed: int, jit: bool = True, snapshot
         norms = [
             tf.stack([tf.norm(mean[a:b]), tf.sqrt(tf.reduce_sum(var[a:b]))]) for a, b in itertools.pairwise(bounds)
         ]
+        if len(weighted) < len(layers):  # NaN rows for layers without weights
+            by_layer = dict(zip(weighted, norms, strict=True))
+            norms = [by_layer.get(j, tf.constant([np.nan, np.nan], tf.float64)) for j in range(len(layers))]
         grad_norms.scatter_nd_update([[epoch]], [tf.cast(tf.stack(norms), tf.float32)])
 
     def evaluate(x, y):
+        if eval_rows is not None and x.shape[0] > eval_rows:
+            return evaluate_in_chunks(x, y)
         loss, logits = xent(x, y)
         acc = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), y), tf.float32))
         return loss, acc
+
+    def evaluate_in_chunks(x, y):
+        """Mean loss and accuracy over ``eval_rows`` rows at a time (the rows' sums, divided once)."""
+
+        def sums(xc, yc):
+            logits = forward(xc)[-1]
+            loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=yc, logits=logits))
+            hits = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), yc), tf.float32))
+            return tf.stack([loss, hits])
+
+        n_rows = x.shape[0]
+        k, rest = divmod(n_rows, eval_rows)
+        total = tf.zeros([2])
+        for b in tf.range(k):
+            start = b * eval_rows
+            total += sums(tf.slice(x, [start, 0], [eval_rows, -1]), tf.slice(y, [start], [eval_rows]))
+        if rest:
+            total += sums(x[k * eval_rows :], y[k * eval_rows :])
+        return total[0] / n_rows, total[1] / n_rows
 
     def record():
         tr, te = evaluate(x_tr, y_tr), evaluate(x_te, y_te)
@@ -257,7 +309,7 @@ def build_core(model_cfg, train_cfg, data, seed: int, jit: bool = True, snapshot
 
     @tf.function(jit_compile=jit, reduce_retracing=True)
     def activity_at(flat):
-        outs, h, offset = [], x_me, 0
+        outs, h, offset = [], model_input(x_me), 0
         for layer in layers:
             n_vars = len(layer.trainable_variables)
             values = []
@@ -265,7 +317,7 @@ def build_core(model_cfg, train_cfg, data, seed: int, jit: bool = True, snapshot
                 values.append(tf.reshape(flat[:size], shape))
                 flat = flat[size:]
             offset += n_vars
-            h, _ = layer.stateless_call(values, [], h)
+            h, _ = layer.stateless_call(values, [], layer_input(layer, h))
             outs.append(h)
         return activities(outs)
 

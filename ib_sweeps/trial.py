@@ -110,7 +110,7 @@ def _snapshot_capacity(cfg, dataset, plan) -> int:
         return 0
     from ib_sweeps import models
 
-    n_params = models.count_params(cfg.model, dataset.x_train.shape[1], dataset.n_classes)
+    n_params = models.count_params(cfg.model, dataset.input_shape, dataset.n_classes)
     by_memory = int(cfg.schedule.snapshot_mb * 2**20 // (4 * n_params))
     return max(1, min(cfg.train.epochs, by_memory))
 

@@ -79,9 +79,12 @@ class Source:
     ``n_examples``: the count, when known without reading (checks
     ``training_size`` at validation). ``measure_size``: the default cap on the
     measured inputs. ``files``: where a file-backed data set may live.
+    ``input_shape``: the shape of one input, known without reading (lets
+    validation check that a CNN gets images).
     """
 
     read: Callable[[str | None], Examples]
+    input_shape: tuple[int, ...] | None = None
     fixed_split: bool = False
     n_examples: int | None = None
     measure_size: int | None = None
@@ -113,11 +116,17 @@ def _from_files(files: mnist.FileSet) -> Callable[[str | None], Examples]:
 
 # MNIST-size sets: information is measured on at most 10 000 inputs (the size of their test split) by default.
 DATASETS: dict[str, Source] = {
-    "tishby12": Source(_tishby12, n_examples=4096),
-    "digits": Source(_digits, n_examples=1797),
-    "mnist": Source(_from_files(mnist.MNIST), fixed_split=True, measure_size=10_000, files=mnist.MNIST),
+    "tishby12": Source(_tishby12, (tishby12.N_BITS,), n_examples=4096),
+    "digits": Source(_digits, (*digits.IMAGE_SHAPE, 1), n_examples=1797),
+    "mnist": Source(
+        _from_files(mnist.MNIST), (*mnist.IMAGE_SHAPE, 1), fixed_split=True, measure_size=10_000, files=mnist.MNIST
+    ),
     "fashion_mnist": Source(
-        _from_files(mnist.FASHION_MNIST), fixed_split=True, measure_size=10_000, files=mnist.FASHION_MNIST
+        _from_files(mnist.FASHION_MNIST),
+        (*mnist.IMAGE_SHAPE, 1),
+        fixed_split=True,
+        measure_size=10_000,
+        files=mnist.FASHION_MNIST,
     ),
 }
 
