@@ -161,14 +161,17 @@ def layer_input(layer, h):
     return h
 
 
-def build_core(model_cfg, train_cfg, data, seed: int, jit: bool = True, snapshot_capacity: int = 0) -> TrainingCore:
+def build_core(
+    model_cfg, train_cfg, data, seed: int, jit: bool | None = None, snapshot_capacity: int = 0
+) -> TrainingCore:
     """Build the model, optimizer and compiled epoch loop for ``data``.
 
     ``seed`` drives the weight initialisation and the minibatch order; the same
     seed and config give identical numbers. ``snapshot_capacity``: how many
     epochs' weights one call may keep for backtracking (memory: capacity x
-    parameters x 4 bytes). ``jit``: XLA; never for a CNN, whose graph runs
-    plain (TensorFlow's oneDNN convolutions are ~20x faster on CPU than XLA's).
+    parameters x 4 bytes). ``jit``: compile with XLA; default: for an MLP, not
+    for a CNN, whose graph runs plain (on CPU, TensorFlow's oneDNN convolutions
+    train the digits CNN ~20x faster than XLA's: ``benchmarks/bench_cnn.py``).
     """
     import tensorflow as tf
 
@@ -177,7 +180,7 @@ def build_core(model_cfg, train_cfg, data, seed: int, jit: bool = True, snapshot
     shape = models.input_shape(model_cfg, data.input_shape)
     per_input = 4 * models.activity_floats(model_cfg, data.input_shape, data.n_classes)
     eval_rows = max(1, EVAL_BYTES // per_input) if model_cfg.kind == "cnn" else None
-    jit = jit and model_cfg.kind != "cnn"
+    jit = model_cfg.kind != "cnn" if jit is None else jit
     variables = [v for layer in layers for v in layer.trainable_variables]
     opt = make_optimizer(train_cfg)
     opt.build(variables)
