@@ -133,7 +133,7 @@ def _report(args) -> int:
         print(f"ib-sweeps: error: {err}", file=sys.stderr)
         return 2
     for v in report.verdicts:
-        print(f"{v.verdict.upper():>12}  {v.title}\n{'':>14}{v.reason}")
+        print(f"{v.verdict.upper():>12}  #{v.index + 1} {v.title}\n{'':>14}{v.reason}")
     if not report.verdicts:
         print("the sweep declares no claims")
     where = "" if args.no_log else f"; logged on parent run {report.parent_run_id} under report/"

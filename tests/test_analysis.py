@@ -70,14 +70,29 @@ def test_compression_table_numbers_of_a_hand_made_trace():
 def test_loss_kink_and_snr_drop_of_power_laws():
     e = EPOCHS
     loss = syn.kinked(e, 200, -0.6, -0.05)
-    snr = syn.kinked(e, 500, 0.0, -1.0, at_one=10)
+    snr = syn.kinked(e, 500, 0.0, -1.0, at_one=3)  # 3 until epoch 500, then 3 * 500 / epoch: below 1 after 1500
     trace = _hand_trace(syn.rise_fall(e, 300, 8, 5), np.ones(len(e)), loss, snr, epochs=e)
     row = analysis.compression_table(trace).iloc[0]
     # the grid is log-spaced with ~14 % steps here, so the found epochs sit within one grid step
     assert row["loss_kink_epoch"] == pytest.approx(200, rel=0.15)
-    assert row["snr_drop_epoch"] == pytest.approx(500, rel=0.15)
+    assert row["snr_drop_epoch"] == pytest.approx(1500, rel=0.15)
     rising = _hand_trace(syn.rise_fall(e, 300, 8, 5), np.ones(len(e)), loss, syn.kinked(e, 500, 0, 1), epochs=e)
     assert math.isnan(analysis.compression_table(rising).iloc[0]["snr_drop_epoch"])  # no fall: no drop
+    # a plateau before the loss falls does not draw the kink to the plateau's end
+    plateau = np.where(
+        e < 20, 1.0, syn.kinked(np.maximum(e, 20), 200, -0.6, -0.05) / syn.kinked([20], 200, -0.6, -0.05)
+    )
+    row = analysis.compression_table(_hand_trace(np.ones(len(e)), np.ones(len(e)), plateau, None, epochs=e)).iloc[0]
+    assert row["loss_kink_epoch"] == pytest.approx(200, rel=0.15)
+
+
+def test_snr_drop_is_the_crossing_below_one_after_the_peak():
+    e = np.arange(12) * 10
+    #            rises above 1, a single noisy dip below 1, falls below 1 for good at epoch 80
+    snr = [0.5, 0.8, 2.0, 3.0, 0.5, 3.0, 2.5, 1.5, 0.9, 0.5, 0.4, 0.3]
+    assert stats.snr_drop(e, snr) == 80  # the running median ignores the dip at 40
+    assert math.isnan(stats.snr_drop(e, [0.5] * 12))  # never above 1: no drift phase
+    assert math.isnan(stats.snr_drop(e, [5.0] * 12))  # never falls below 1
 
 
 def test_intervals_against_hand_values():
@@ -115,7 +130,8 @@ def _trial(axes, compression, seed_noise, rng, kink=300, snr_drop=300, peak_epoc
         "loss/train": syn.kinked(EPOCHS, kink, -0.5, -0.05),
         "accuracy/train": np.linspace(0.5, 1, len(EPOCHS)),
     }
-    grad = {("snr", layer): syn.kinked(EPOCHS, snr_drop, 0.0, -1.0, 10) for layer in LAYERS} if snr_drop else {}
+    # SNR 1.3 until ``snr_drop``, then falling as 1/epoch: below 1 from 1.3 * snr_drop
+    grad = {("snr", layer): syn.kinked(EPOCHS, snr_drop, 0.0, -1.0, 1.3) for layer in LAYERS} if snr_drop else {}
     return syn.Trial(axes, EPOCHS, ixt, iyt, per_epoch, grad, status)
 
 
@@ -186,7 +202,7 @@ def test_load_runs_and_trace_shapes(store):
     one = trace[(trace["seed"] == 0) & (trace["condition"] == "activation=tanh") & (trace["layer"] == "layer_1")]
     one = one[one["estimator"] == "binning"]
     assert one["loss/train"].to_numpy() == pytest.approx(syn.kinked(EPOCHS, 300, -0.5, -0.05))
-    assert one["grad/snr"].to_numpy() == pytest.approx(syn.kinked(EPOCHS, 300, 0.0, -1.0, 10))
+    assert one["grad/snr"].to_numpy() == pytest.approx(syn.kinked(EPOCHS, 300, 0.0, -1.0, 1.3))
     history = analysis.load_history("acts", store)
     assert len(history) == 10 * len(EPOCHS) and "loss/train" in history
 

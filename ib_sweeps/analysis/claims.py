@@ -127,7 +127,7 @@ CLAIMS = {
 Claim = Annotated[Union[tuple(CLAIMS.values())], Field(discriminator="kind")]  # noqa: UP007
 
 
-def title(claim, index: int, default_estimator: str | None = None) -> str:
+def title(claim, default_estimator: str | None = None) -> str:
     """A readable one-line statement of the claim (its ``name`` if given)."""
     if claim.name:
         return claim.name
@@ -153,7 +153,7 @@ def title(claim, index: int, default_estimator: str | None = None) -> str:
         ),
     }
     text = texts[claim.kind]()
-    return f"#{index + 1} {text}"
+    return text
 
 
 def problems(claims, axes: dict[str, list | None], estimators: set[str]) -> list[tuple[str, str]]:

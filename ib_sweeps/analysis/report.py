@@ -164,7 +164,7 @@ def _markdown(facts: dict, verdicts: list, summary: list[dict]) -> str:
         lines += [f"> {facts['description']}", ""]
     lines += ["| # | claim | verdict | numbers |", "|---|---|---|---|"]
     for v in verdicts:
-        lines.append(f"| {v.index + 1} | {v.title.split(' ', 1)[-1]} | **{v.verdict}** | {v.reason} |")
+        lines.append(f"| {v.index + 1} | {v.title} | **{v.verdict}** | {v.reason} |")
     lines += ["", "## Compression of the last hidden layer (bits)", ""]
     lines += ["| condition | estimator | seeds | peak I(X;T) | compression [95 % CI] | compress | final I(Y;T) |",
               "|---|---|---|---|---|---|---|"]  # fmt: skip
@@ -182,7 +182,7 @@ def _html(facts: dict, verdicts: list, summary: list[dict], figs: list, runs) ->
     e = html.escape
     badge = '<span class="badge" style="background:{c}">{v}</span>'
     verdict_rows = "".join(
-        f"<tr><td>{v.index + 1}</td><td>{e(v.title.split(' ', 1)[-1])}</td>"
+        f"<tr><td>{v.index + 1}</td><td>{e(v.title)}</td>"
         f"<td>{badge.format(c=_COLOURS[v.verdict], v=v.verdict)}</td><td>{e(v.reason)}</td>"
         f"<td>{len(v.trials)}</td></tr>"
         for v in verdicts

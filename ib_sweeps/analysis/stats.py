@@ -14,9 +14,12 @@ For every trial, layer and estimator (information in bits, epochs as logged):
 * ``loss_kink_epoch``: the kink of the training loss, the breakpoint of the
   best two-segment (continuous, hinge) fit of log loss against log epoch: the
   end of Shwartz-Ziv & Tishby's fast "drift" phase.
-* ``snr_drop_epoch``: the breakpoint of the same fit to the layer's log
-  gradient signal-to-noise ratio, where the trial logged gradients and the
-  SNR falls after it (the start of the "diffusion" phase); NaN otherwise.
+  The fit starts where the loss has fallen 10 % below its first value (an
+  initial plateau would otherwise draw the break to its end).
+* ``snr_drop_epoch``: the first epoch after the peak of the layer's gradient
+  signal-to-noise ratio (running median of 5 measured epochs) where it falls
+  below 1: the gradient noise outweighs its mean, the start of the "diffusion"
+  phase; NaN where the trial logged no gradients or the SNR never crosses 1.
 """
 
 from __future__ import annotations
@@ -137,18 +140,40 @@ def _log_breakpoint(epochs, values) -> tuple[float, float, float] | None:
 def _loss_kink(g) -> float:
     if "loss/train" not in g or g["loss/train"].isna().all():
         return np.nan
-    per_epoch = g.drop_duplicates("epoch")
-    found = _log_breakpoint(per_epoch["epoch"], per_epoch["loss/train"])
+    per_epoch = g.drop_duplicates("epoch").dropna(subset=["loss/train"])
+    loss = per_epoch["loss/train"].to_numpy(float)
+    # Skip an initial plateau: the fit starts where the loss has fallen 10 % below its first value.
+    start = int(np.argmax(loss <= 0.9 * loss[0])) if (loss <= 0.9 * loss[0]).any() else 0
+    found = _log_breakpoint(per_epoch["epoch"].to_numpy()[start:], loss[start:])
     return _nearest(per_epoch["epoch"], found[0]) if found else np.nan
 
 
 def _snr_drop(g) -> float:
     if "grad/snr" not in g or g["grad/snr"].isna().all():
         return np.nan
-    found = _log_breakpoint(g["epoch"], g["grad/snr"])
-    if found is None or found[2] >= found[1]:  # no fall after the break: no drop
+    g = g.dropna(subset=["grad/snr"])
+    return snr_drop(g["epoch"].to_numpy(), g["grad/snr"].to_numpy(float))
+
+
+def snr_drop(epochs, snr, window: int = 5) -> float:
+    """First epoch after the SNR's peak where it falls below 1, or NaN (never above 1, or never falls below).
+
+    SNR = ||mean|| / ||std|| of the minibatch gradients: below 1 the gradient noise
+    outweighs the mean, Shwartz-Ziv & Tishby's move from "drift" to "diffusion".
+    A running median over ``window`` measured epochs keeps a single noisy point
+    from deciding.
+    """
+    from scipy.ndimage import median_filter
+
+    e, v = np.asarray(epochs), np.asarray(snr, dtype=float)
+    if len(v) == 0:
         return np.nan
-    return _nearest(g["epoch"], found[0])
+    smooth = median_filter(v, size=min(window, len(v)), mode="nearest")
+    k = int(np.argmax(smooth))
+    if smooth[k] <= 1:
+        return np.nan
+    below = np.flatnonzero(smooth[k:] < 1)
+    return float(e[k + below[0]]) if len(below) else np.nan
 
 
 def _nearest(epochs, x: float) -> float:

@@ -81,7 +81,7 @@ def judge(claims, trace, default: str) -> list[Verdict]:
         if thresholds not in tables:
             tables[thresholds] = compression_table(trace, *thresholds)
         verdict = EVALUATORS[claim.kind](claim, tables[thresholds], default)
-        verdict.index, verdict.title = i, claims_mod.title(claim, i, default)
+        verdict.index, verdict.title = i, claims_mod.title(claim, default)
         verdict.claim = claim.model_dump(mode="json", by_alias=True, exclude_defaults=True) | {"kind": claim.kind}
         out.append(verdict)
     return out
