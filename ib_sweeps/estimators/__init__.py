@@ -5,7 +5,7 @@ distinct input with X uniform over the rows; ``labels`` is int (n_inputs,).
 
 >>> from ib_sweeps import estimators
 >>> estimators.available()
-['adaptive_binning', 'binning', 'kde_lower', 'kde_upper', 'ksg']
+['adaptive_binning', 'binning', 'kde_lower', 'kde_upper', 'ksg', 'lnn', 'noisy_sp', 'plugin']
 >>> ixt, iyt = estimators.information_plane(activity, labels, method="binning", n_bins=30)
 >>> ixt, iyt = estimators.pooled_information_plane([act_998, act_999, act_1000], labels)  # as-if-random
 """
@@ -21,6 +21,7 @@ from ib_sweeps.estimators.kde import KDELower, KDEUpper
 from ib_sweeps.estimators.ksg import KSG
 from ib_sweeps.estimators.lnn import LNN
 from ib_sweeps.estimators.noisy_sp import NoisySP
+from ib_sweeps.estimators.plugin import PlugIn
 
 REGISTRY: dict[str, type[Estimator]] = {
     "binning": Binning,
@@ -30,6 +31,7 @@ REGISTRY: dict[str, type[Estimator]] = {
     "ksg": KSG,
     "lnn": LNN,
     "noisy_sp": NoisySP,
+    "plugin": PlugIn,
 }
 
 __all__ = [
