@@ -169,6 +169,27 @@ class ModelConfig(BaseModel):
     ] = "tanh"
     init: Literal["truncated_normal", "keras_default"] = "truncated_normal"
     init_std: PositiveFloat | None = None
+    # Goldfeld et al. (2019): N(0, noise_std^2) added to every hidden layer's output, in training and
+    # measurement (0 or absent: deterministic). Absent keys are not dumped, so hashes stay as they were.
+    noise_std: Annotated[Float, Field(ge=0)] | None = None
+    # Every hidden unit's output rounded to one of k levels over its (bounded) activation's range.
+    quantize_levels: Annotated[Int, Field(ge=2)] | None = None
+
+    @model_validator(mode="after")
+    def _noise_and_levels(self):
+        if self.quantize_levels is not None:
+            unbounded = sorted(set(models.layer_activations(self)) - set(models.BOUNDED_RANGES))
+            if unbounded:
+                raise ValueError(
+                    f"quantize_levels: got {self.quantize_levels} with model.activation {unbounded}; allowed only "
+                    f"with bounded activations ({', '.join(models.BOUNDED_RANGES)}), whose range is cut into the levels"
+                )
+            if self.noise_std:
+                raise ValueError(
+                    f"quantize_levels: got {self.quantize_levels} with model.noise_std {self.noise_std}; allowed: "
+                    "one of them (a quantized network is deterministic and discrete, a noisy one continuous)"
+                )
+        return self
 
     @model_validator(mode="after")
     def _per_layer(self):
@@ -295,6 +316,48 @@ class TrialConfig(BaseModel):
                 )
         return self
 
+    @model_validator(mode="before")
+    @classmethod
+    def _sigma_from_the_network(cls, raw):
+        """``noisy_sp`` without ``sigma`` on a noisy network measures through the network's noise: fill it in."""
+        model, ests = (raw.get("model"), raw.get("estimators")) if isinstance(raw, dict) else (None, None)
+        std = model.get("noise_std") if isinstance(model, dict) else None
+        if type(std) not in (int, float) or std <= 0 or not isinstance(ests, list | tuple):
+            return raw
+        fill = [isinstance(e, dict) and e.get("method") == "noisy_sp" and "sigma" not in e for e in ests]
+        return {**raw, "estimators": [{**e, "sigma": float(std)} if f else e for e, f in zip(ests, fill, strict=True)]}
+
+    @model_validator(mode="after")
+    def _estimators_fit_the_network(self):
+        """``noisy_sp`` needs a noisy network and its noise; ``plugin`` is exact only for a quantized network."""
+        std = getattr(self.model, "noise_std", None) or 0.0
+        for i, est in enumerate(self.estimators):
+            if est.method == "noisy_sp" and not std:
+                raise ValueError(
+                    f"estimators[{i}] (noisy_sp): needs a noisy network, but model.noise_std is {std or 'absent'}; "
+                    "allowed: model.noise_std > 0 (Goldfeld et al. 2019: it measures through the network's own "
+                    "noise), or another estimator for a deterministic network (kde_upper adds noise of its own)"
+                )
+            if est.method == "noisy_sp" and est.sigma != std:
+                raise ValueError(
+                    f"estimators[{i}].sigma: got {est.sigma}, but model.noise_std is {std}; allowed: equal, or "
+                    "leave sigma out (it is then taken from model.noise_std)"
+                )
+            if est.method == "plugin" and getattr(self.model, "quantize_levels", None) is None:
+                raise ValueError(
+                    f"estimators[{i}] (plugin): exact only for a quantized network, but model.quantize_levels is "
+                    "absent (every input would be its own state: I(X;T) = H(X)); allowed: set model.quantize_levels, "
+                    "or an estimator for continuous activity (binning, ...)"
+                )
+        pooled = [self.estimators[i] for i in self.pooled_estimators()]
+        pooled_sp = [e.key for e in pooled if e.method == "noisy_sp"]
+        if std and pooled_sp:
+            raise ValueError(
+                f"pooled: estimators {pooled_sp} (noisy_sp) would pool one noisy draw per epoch and add the noise "
+                "again; allowed: list the other estimators in pooled.estimators"
+            )
+        return self
+
     def pooled_estimators(self) -> list[int]:
         """Indices of the estimators that make pooled estimates (none without a ``pooled`` section)."""
         if self.pooled is None:
@@ -416,6 +479,8 @@ def to_dict(cfg: TrialConfig) -> dict:
         exclude["model"] = {"kind"}
     if cfg.pooled is None:
         exclude["pooled"] = True
+    absent = {k for k in ("noise_std", "quantize_levels") if getattr(cfg.model, k, None) is None}
+    exclude["model"] = exclude.get("model", set()) | absent  # left out when absent: hashes stay as they were
     return cfg.model_dump(mode="json", by_alias=True, exclude=exclude)
 
 

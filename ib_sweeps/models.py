@@ -170,3 +170,31 @@ def build_cnn(cfg, image_shape: tuple[int, ...], n_classes: int, seed: int) -> l
         )
         shape = add(dense)
     return layers
+
+
+# Output range of the bounded activations a quantized network may use (model.quantize_levels).
+BOUNDED_RANGES = {"tanh": (-1.0, 1.0), "softsign": (-1.0, 1.0), "sigmoid": (0.0, 1.0)}
+
+
+def quantize(h, activation: str, levels: int):
+    """``h`` (a tensor of ``activation`` outputs) rounded to the nearest of ``levels`` uniform levels.
+
+    The levels span the activation's range (:data:`BOUNDED_RANGES`), both ends
+    included (2 levels of tanh: -1 and 1). Straight-through gradient (Bengio,
+    Leonard & Courville 2013): the backward pass is the identity, so the
+    gradient is that of the unquantized activation. The forward value is
+    ``lo + i * (hi - lo) / (levels - 1)`` for an integer i, one float32 per i,
+    so each unit takes at most ``levels`` distinct values.
+    """
+    import tensorflow as tf
+
+    lo, hi = BOUNDED_RANGES[activation]
+    step = (hi - lo) / (levels - 1)
+
+    @tf.custom_gradient
+    def straight_through(x):
+        index = tf.clip_by_value(tf.round((x - lo) / step), 0.0, levels - 1.0)
+        # index * (hi - lo) is exact, so the top level is hi itself (lo + index * step can miss it by an ulp).
+        return lo + index * (hi - lo) / (levels - 1), lambda dy: dy
+
+    return straight_through(h)

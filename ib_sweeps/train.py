@@ -14,6 +14,17 @@ flattened. Its pooling layer has no weights, so no gradient statistics (NaN).
 Where the activity of a whole evaluation set would not fit in
 :data:`EVAL_BYTES` (CNNs on MNIST), loss and accuracy are summed over chunks
 of it; MLPs are evaluated in one pass, as always.
+
+Noisy and quantized MLPs (:func:`hidden_output`): with ``model.noise_std``
+every hidden layer's output gets N(0, sigma^2) noise in every pass, training,
+evaluation and measurement alike (Goldfeld et al. 2019). The noise is
+stateless, keyed by the trial seed, a stream (training, evaluation, measured
+activity, noisy_sp samples), the epoch and the batch, so results do not depend
+on how the epochs are chunked and weight snapshots reproduce the live
+measurement; :meth:`TrainingCore.noisy_samples` re-runs every measured input
+n_cond times for noisy_sp. With ``model.quantize_levels`` each hidden output is
+rounded to k levels with a straight-through gradient. Neither set: the graph
+is exactly the plain one.
 """
 
 from __future__ import annotations
@@ -62,6 +73,52 @@ def minibatch_order(order_seed: int, epoch, n: int):
     return tf.argsort(tf.random.stateless_uniform([n], seed=key))
 
 
+# Streams of a noisy network's noise: minibatch steps, evaluation on the train and test sets, the
+# measured activity, and the repeated passes of noisy_sp's samples.
+TRAIN_NOISE, EVAL_TRAIN_NOISE, EVAL_TEST_NOISE, MEASURE_NOISE, SAMPLE_NOISE = range(5)
+
+
+def noise_seed(seed: int) -> int:
+    """Noise seed of a core built with ``seed``: the word after the two :func:`split_seed` draws."""
+    return int(np.random.SeedSequence(seed).generate_state(3)[2]) & 0x7FFFFFFF
+
+
+def noise_key(seed: int, stream: int, epoch, *path):
+    """Stateless (2,) int32 key of one noise draw: ``seed`` and ``stream`` folded with ``epoch``, then ``path``."""
+    import tensorflow as tf
+
+    key = tf.stack([tf.constant(seed, tf.int32), tf.constant(stream, tf.int32)])
+    for part in (epoch, *path):
+        key = tf.random.experimental.stateless_fold_in(key, tf.cast(part, tf.int32), alg="philox")
+    return key
+
+
+def hidden_output(model_cfg):
+    """``f(i, h, z) -> (s, t)`` for hidden layer i's output h, or None for a plain network.
+
+    s: h quantized to ``model.quantize_levels`` levels (straight-through,
+    :func:`ib_sweeps.models.quantize`), else h; t: s + noise_std * z, z standard
+    normal draws of h's shape (Goldfeld et al. 2019), or s when z is None. The
+    next layer takes t; s is what noisy_sp's samples are. None when neither is
+    set, so the graph of a plain network is exactly what it was.
+    """
+    levels = getattr(model_cfg, "quantize_levels", None)
+    std = getattr(model_cfg, "noise_std", None) or 0.0
+    if levels is None and not std:
+        return None
+    acts = models.layer_activations(model_cfg)
+
+    def transform(i, h, z):
+        s = h if levels is None else models.quantize(h, acts[i], levels)
+        if not std:
+            return s, s
+        if z is None:
+            raise ValueError("a noisy network's forward pass needs noise")
+        return s, s + std * z
+
+    return transform
+
+
 def make_optimizer(cfg):
     import keras
 
@@ -79,11 +136,18 @@ class TrainingCore:
     run: object  # tf.function: n_epochs -> (layer activities, snapshots (capacity, n_params) or None)
     history: object  # tf.Variable (epochs + 1, 4)
     layers: list
-    activity_at: object  # tf.function: flat weights (n_params,) -> list of layer activities
+    activity_at: object  # tf.function: flat weights (n_params,), epoch -> list of layer activities
     snapshot_capacity: int = 0  # most epochs one advance() keeps the weights of
     grad_norms: object = None  # tf.Variable (epochs + 1, n_layers, 2) with gradient_stats, else None
+    # Noisy network (model.noise_std): tf.function (flat weights, epoch, n_cond) -> per layer (n, n_cond, ...).
+    samples_at: object = None
     epoch: int = 0
     _snapshots: object = None
+
+    @property
+    def noisy(self) -> bool:
+        """Whether every hidden layer adds Gaussian noise (model.noise_std > 0)."""
+        return self.samples_at is not None
 
     @property
     def layer_names(self) -> list[str]:
@@ -114,15 +178,41 @@ class TrainingCore:
         rows, acts = self.advance(to_epoch)
         return rows, acts, self._snapshots[:k].numpy()
 
-    def activity_from(self, flat_weights: np.ndarray) -> list[np.ndarray]:
+    def activity_from(self, flat_weights: np.ndarray, epoch: int | None = None) -> list[np.ndarray]:
         """Every layer's activity on the measured inputs for the given flat weights.
 
         Stateless: the live network being trained is not touched, so this may run
-        in another thread while training goes on.
+        in another thread while training goes on. A noisy network needs the
+        ``epoch`` the weights are from: its measurement noise is drawn per epoch,
+        so this gives exactly what :meth:`advance` gave live at that epoch.
         """
         import tensorflow as tf
 
-        return [a.numpy() for a in self.activity_at(tf.constant(flat_weights, tf.float32))]
+        if self.noisy and epoch is None:
+            raise ValueError("a noisy network's measurement noise is drawn per epoch: pass the weights' epoch")
+        at = tf.constant(epoch or 0, tf.int32)
+        return [a.numpy() for a in self.activity_at(tf.constant(flat_weights, tf.float32), at)]
+
+    def weights(self) -> np.ndarray:
+        """The live network's flat weights (n_params,) float32, in the order :meth:`activity_from` takes."""
+        return np.concatenate([v.numpy().ravel() for layer in self.layers for v in layer.trainable_variables])
+
+    def noisy_samples(self, epoch: int, n_cond: int, flat_weights: np.ndarray | None = None) -> list[np.ndarray]:
+        """A noisy network's noiseless layer outputs S_l over ``n_cond`` noisy passes of each measured input.
+
+        One float32 array (n_measure, n_cond, width) per layer (the softmax for
+        the output): pass k of input i carries independent noise on every hidden
+        layer, drawn from the trial seed, ``epoch`` and k; S_l itself is taken
+        before layer l's own noise, as :class:`~ib_sweeps.estimators.noisy_sp.NoisySP`
+        wants it. Weights: ``flat_weights``, else the live network's (at ``epoch``).
+        """
+        import tensorflow as tf
+
+        if not self.noisy:
+            raise ValueError("noisy samples need a noisy network (model.noise_std > 0)")
+        flat = self.weights() if flat_weights is None else flat_weights
+        out = self.samples_at(tf.constant(flat, tf.float32), tf.constant(epoch, tf.int32), n_cond)
+        return [a.numpy() for a in out]
 
     def advance(self, to_epoch: int) -> tuple[np.ndarray, list[np.ndarray]]:
         """Train epochs ``epoch+1 .. to_epoch``; return their history rows and the activity.
@@ -194,6 +284,26 @@ def build_core(
     epoch = tf.Variable(0, dtype=tf.int32, trainable=False)
     history = tf.Variable(tf.zeros([train_cfg.epochs + 1, 4]), trainable=False)
     stats = train_cfg.gradient_stats
+    hidden_out, noisy, nseed = hidden_output(model_cfg), bool(getattr(model_cfg, "noise_std", None)), noise_seed(seed)
+
+    def key_of(stream, *path, at=None):
+        """The noise key of ``stream`` at epoch ``at`` (default: the live epoch); None for a noiseless network."""
+        return noise_key(nseed, stream, epoch if at is None else at, *path) if noisy else None
+
+    cuts = np.cumsum([0, *getattr(model_cfg, "hidden", ())])  # each hidden layer's columns of the noise
+
+    def noise(key, x):
+        """Standard normal draws (rows of x, all hidden units) for one forward pass; None without a key."""
+        # One draw per pass, not per layer, and Philox named: XLA on CPU compiles each draw site slowly
+        # and draws "auto_select" about 7x slower (measured).
+        return None if key is None else tf.random.stateless_normal([tf.shape(x)[0], cuts[-1]], key, alg="philox")
+
+    def hidden(i, h, z):
+        """(noiseless, passed on) output of layer i: quantized and/or noisy for hidden layers, else (h, h)."""
+        if hidden_out is None or i >= len(layers) - 1:
+            return h, h
+        return hidden_out(i, h, None if z is None else z[:, cuts[i] : cuts[i + 1]])
+
     # Gradient statistics of each layer's kernel: its slice of the flat kernel gradient (pooling has none).
     weighted = [j for j, layer in enumerate(layers) if layer.trainable_variables]
     kernels = [next(i for i, v in enumerate(variables) if v is layers[j].kernel) for j in weighted]
@@ -210,22 +320,25 @@ def build_core(
     def model_input(x):
         return x if len(shape) == 1 else tf.reshape(x, [-1, *shape])
 
-    def forward(x):
+    def forward(x, key=None):
+        z = noise(key, x)
         outs, h = [], model_input(x)
         for layer in layers:
             h = layer(layer_input(layer, h))
+            if hidden_out is not None:
+                _, h = hidden(len(outs), h, z)
             outs.append(h)
         return outs
 
-    def xent(x, y):
-        logits = forward(x)[-1]
+    def xent(x, y, key=None):
+        logits = forward(x, key)[-1]
         loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
         return loss, logits
 
-    def step(xb, yb, sums):
+    def step(xb, yb, sums, key=None):
         """One minibatch update; with gradient statistics, adds its kernel gradient (float64) to ``sums``."""
         with tf.GradientTape() as tape:
-            loss, _ = xent(xb, yb)
+            loss, _ = xent(xb, yb, key)
         grads = tape.gradient(loss, variables)
         opt.apply_gradients(zip(grads, variables, strict=True))
         if not stats:
@@ -245,10 +358,10 @@ def build_core(
             norms = [by_layer.get(j, tf.constant([np.nan, np.nan], tf.float64)) for j in range(len(layers))]
         grad_norms.scatter_nd_update([[epoch]], [tf.cast(tf.stack(norms), tf.float32)])
 
-    def evaluate(x, y):
+    def evaluate(x, y, key=None):
         if eval_rows is not None and x.shape[0] > eval_rows:
             return evaluate_in_chunks(x, y)
-        loss, logits = xent(x, y)
+        loss, logits = xent(x, y, key)
         acc = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), y), tf.float32))
         return loss, acc
 
@@ -272,7 +385,7 @@ def build_core(
         return total[0] / n_rows, total[1] / n_rows
 
     def record():
-        tr, te = evaluate(x_tr, y_tr), evaluate(x_te, y_te)
+        tr, te = evaluate(x_tr, y_tr, key_of(EVAL_TRAIN_NOISE)), evaluate(x_te, y_te, key_of(EVAL_TEST_NOISE))
         history.scatter_nd_update([[epoch]], [tf.stack([tr[0], tr[1], te[0], te[1]])])
 
     def one_epoch():
@@ -283,9 +396,9 @@ def build_core(
         sums = (tf.zeros([bounds[-1]], tf.float64),) * 2 if stats else ()
         for b in tf.range(n_full):
             start = b * bs
-            sums = step(tf.slice(xs, [start, 0], [bs, -1]), tf.slice(ys, [start], [bs]), sums)
+            sums = step(tf.slice(xs, [start, 0], [bs, -1]), tf.slice(ys, [start], [bs]), sums, key_of(TRAIN_NOISE, b))
         if rest:
-            sums = step(xs[n_full * bs :], ys[n_full * bs :], sums)
+            sums = step(xs[n_full * bs :], ys[n_full * bs :], sums, key_of(TRAIN_NOISE, n_full))
         record()
         if stats:
             record_gradients(sums, n_full + (1 if rest else 0))
@@ -310,11 +423,12 @@ def build_core(
             while i < n_epochs:
                 one_epoch()
                 i += 1
-        return activities(forward(x_me)), snaps
+        return activities(forward(x_me, key_of(MEASURE_NOISE))), snaps
 
-    @tf.function(jit_compile=jit, reduce_retracing=True)
-    def activity_at(flat):
-        outs, h, offset = [], model_input(x_me), 0
+    def stateless_forward(flat, x, key=None, noiseless=False):
+        """Layer outputs with flat weights ``flat``; ``noiseless``: hidden outputs before their own noise."""
+        z = noise(key, x)
+        outs, h, offset = [], model_input(x), 0
         for layer in layers:
             n_vars = len(layer.trainable_variables)
             values = []
@@ -323,8 +437,20 @@ def build_core(
                 flat = flat[size:]
             offset += n_vars
             h, _ = layer.stateless_call(values, [], layer_input(layer, h))
-            outs.append(h)
-        return activities(outs)
+            s, h = hidden(len(outs), h, z)
+            outs.append(s if noiseless else h)
+        return outs
+
+    @tf.function(jit_compile=jit, reduce_retracing=True)
+    def activity_at(flat, at_epoch):
+        return activities(stateless_forward(flat, x_me, key_of(MEASURE_NOISE, at=at_epoch)))
+
+    @tf.function(jit_compile=jit, reduce_retracing=True)
+    def samples_at(flat, at_epoch, n_cond):
+        # Row i * n_cond + k: pass k of input i, independent noise on every row.
+        x = tf.repeat(x_me, n_cond, axis=0)
+        outs = activities(stateless_forward(flat, x, key_of(SAMPLE_NOISE, at=at_epoch), noiseless=True))
+        return [tf.reshape(a, [len(data.x_measure), n_cond, *a.shape[1:]]) for a in outs]
 
     return TrainingCore(
         run=run,
@@ -333,4 +459,5 @@ def build_core(
         activity_at=activity_at,
         snapshot_capacity=snapshot_capacity,
         grad_norms=grad_norms,
+        samples_at=samples_at if noisy else None,
     )

@@ -7,7 +7,10 @@ epoch goes to MLflow, with each layer's minibatch-gradient statistics of that
 epoch (``train.gradient_stats``; the core records them for every epoch, so
 backtracked epochs have them too, and the trace keeps all of them). The trace,
 figures and config are logged as artifacts. With a ``pooled`` section, windows
-of epochs are also estimated pooled (:mod:`ib_sweeps.pooled`).
+of epochs are also estimated pooled (:mod:`ib_sweeps.pooled`). On a noisy
+network (``model.noise_std``) the activity is one noisy draw, which every
+estimator but ``noisy_sp`` measures; ``noisy_sp`` gets n_cond noisy passes of
+each input instead (:func:`measure`).
 """
 
 from __future__ import annotations
@@ -36,9 +39,24 @@ def input_entropies(dataset: data.Dataset) -> tuple[float, float]:
     return float(np.log2(len(dataset.x_measure))), discrete.entropy(discrete.dense_ids(dataset.y_measure))
 
 
-def measure(estimators, activities, labels) -> tuple[np.ndarray, np.ndarray]:
-    """(I(X;T), I(Y;T)) in bits, each (n_estimators, n_layers), for one epoch's activities."""
-    values = np.stack([est.information_planes(activities, labels) for est in estimators])  # (n_est, n_layers, 2)
+def measure(estimators, activities, labels, samples=None) -> tuple[np.ndarray, np.ndarray]:
+    """(I(X;T), I(Y;T)) in bits, each (n_estimators, n_layers), for one epoch's activities.
+
+    ``samples``: for a noisy network, ``n_cond -> [per layer (n_inputs, n_cond, ...)]``, the
+    noiseless outputs of n_cond noisy passes of each input (:meth:`TrainingCore.noisy_samples`):
+    ``noisy_sp`` measures from them (:meth:`NoisySP.network_planes`); every other estimator
+    measures ``activities``, one noisy draw.
+    """
+    drawn: dict[int, list] = {}
+
+    def planes(est):
+        if samples is None or est.method != "noisy_sp":
+            return est.information_planes(activities, labels)
+        if est.n_cond not in drawn:
+            drawn[est.n_cond] = samples(est.n_cond)
+        return est.network_planes(drawn[est.n_cond], labels)
+
+    values = np.stack([planes(est) for est in estimators])  # (n_est, n_layers, 2)
     return values[..., 0], values[..., 1]
 
 
@@ -66,7 +84,7 @@ def _advance(core, to_epoch: int, wanted, snapshots: bool):
     between = sorted(e for e in wanted if start < e < to_epoch)
     if snapshots:
         rows, acts, snaps = core.advance_with_snapshots(to_epoch)
-        passed = {e: core.activity_from(snaps[e - start - 1]) for e in between}
+        passed = {e: core.activity_from(snaps[e - start - 1], epoch=e) for e in between}
     else:
         chunks, passed, snaps = [], {}, None
         try:
@@ -157,6 +175,12 @@ def _train_and_measure(cfg, log, progress: bool):
         steps[-1][1].update(metrics)
         log.metrics(steps)
 
+    def samples_of(epoch, flat=None):
+        """A noisy network's noisy_sp samples at ``epoch`` (live weights, or ``flat``); None if deterministic."""
+        if not core.noisy:
+            return None
+        return lambda n_cond: core.noisy_samples(epoch, n_cond, flat)
+
     def measure_windows(passed):
         for epoch in sorted(passed):  # window epochs reached, in order
             window = windows.add(epoch, passed[epoch])
@@ -172,7 +196,8 @@ def _train_and_measure(cfg, log, progress: bool):
         found = []
 
         def measure_epoch(epoch):
-            ixt, iyt = measure(cfg.estimators, core.activity_from(snaps[epoch - gap.a - 1]), labels)
+            flat = snaps[epoch - gap.a - 1]
+            ixt, iyt = measure(cfg.estimators, core.activity_from(flat, epoch=epoch), labels, samples_of(epoch, flat))
             found.append((epoch, ixt, iyt))
             return np.stack([ixt[primary], iyt[primary]])
 
@@ -195,7 +220,7 @@ def _train_and_measure(cfg, log, progress: bool):
             wanted = windows.wanted if windows is not None else ()
             rows, activities, snaps, passed = _advance(core, epoch, wanted, pool is not None)
             t1 = time.perf_counter()
-            ixt, iyt = measure(cfg.estimators, activities, labels)
+            ixt, iyt = measure(cfg.estimators, activities, labels, samples_of(epoch))
             seconds["estimate_s"] += time.perf_counter() - t1
             seconds["train_s"] += t1 - t0
             history[first : epoch + 1] = rows

@@ -192,7 +192,8 @@ def test_errors_and_registration():
         est.information_plane_conditional(np.zeros((4, 2, 1)), np.zeros(3, dtype=np.int64))
     with pytest.raises(ValueError, match="sigma"):
         estimators.get("noisy_sp", sigma=0.0)
-    cfg = config.validate({"estimators": [{"method": "noisy_sp", "sigma": 0.1}]})
+    # In a trial it measures a noisy network through that network's noise (tests/test_noisy_nets.py).
+    cfg = config.validate({"model": {"noise_std": 0.1}, "estimators": [{"method": "noisy_sp", "sigma": 0.1}]})
     assert cfg.estimators[0] == NoisySP(sigma=0.1)
 
 

@@ -251,7 +251,7 @@ class _FakeCore:
         rows, acts = self.advance(to_epoch)
         return rows, acts, np.arange(start + 1, to_epoch, dtype=float)[:, None]
 
-    def activity_from(self, flat):
+    def activity_from(self, flat, epoch=None):
         return [np.full((2, 1), flat[0])]
 
 

@@ -33,6 +33,10 @@ most of the Monte Carlo variance; separated centres give L = -log n exactly).
   not exchangeable. ``pooled_information_plane`` (W epochs as W samples of T
   given each input) uses this form; identical epochs give the single-epoch
   estimate to rounding.
+* ``network_planes(samples, labels)``: every layer of a noisy network, the first
+  by the exact form, the others conditionally. A trial (``model.noise_std``)
+  gets the samples by re-running each measured input ``n_cond`` times through
+  the noisy network (:meth:`ib_sweeps.train.TrainingCore.noisy_samples`).
 * ``entropy(samples)``: h(g) in bits for centres ``samples`` (n, d).
 
 I(X;T) is clipped to [0, log2 n_inputs] and I(Y;T) to [0, H(Y)]. Results are
@@ -134,6 +138,9 @@ class NoisySP(Estimator):
     n_mc: int = Field(default=10, ge=1, strict=True)  # Monte Carlo points per input
     seed: int = Field(default=0, ge=0, strict=True)
     block: int = Field(default=256, ge=16, strict=True)  # points per block (memory ~ 8 * block * N bytes)
+    # In a trial: noisy passes of each measured input through the network, the samples of S | X = x_i of
+    # layers past the first (:meth:`network_planes`); the array-level methods take the samples they are given.
+    n_cond: int = Field(default=8, ge=1, strict=True)
 
     def _run(self, centres, classes, n_cond: int) -> tuple[float, float, float]:
         rng = np.random.default_rng(self.seed)
@@ -155,6 +162,19 @@ class NoisySP(Estimator):
             raise ValueError(f"samples must be (n_inputs, n_cond, n_units); got shape {s.shape}")
         flat, y = check_activity(s.reshape(len(s), -1), labels)
         return self._pooled_plane(flat.reshape(s.shape[0], s.shape[1], -1), y)
+
+    def network_planes(self, samples, labels) -> np.ndarray:
+        """(n_layers, 2) (I(X;T), I(Y;T)) in bits of every layer of a noisy network, T_l = S_l + Z_l.
+
+        ``samples``: one array (n_inputs, n_cond, d...) per layer, the noiseless
+        outputs S_l of n_cond noisy passes of each input (noise on the layers
+        before l). The first layer's input is deterministic, so its samples are
+        all equal and the exact h(T|X) of :meth:`information_plane` is used on
+        ``samples[0][:, 0]``; deeper layers use :meth:`information_plane_conditional`.
+        """
+        first = [self.information_plane(samples[0][:, 0], labels)] if len(samples) else []
+        rest = [self.information_plane_conditional(s, labels) for s in samples[1:]]
+        return np.array(first + rest, dtype=np.float64).reshape(-1, 2)
 
     def _pooled_plane(self, samples, labels):
         """Conditional estimate of validated ``samples`` (n_inputs, n_cond, d); pooled epochs are the samples."""
