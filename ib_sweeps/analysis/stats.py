@@ -42,17 +42,20 @@ def compression_table(trace, threshold_bits: float = 0.1, threshold_rel: float =
     if not len(trace):
         return pd.DataFrame(columns=[*RUN_COLUMNS, "estimator", "layer", "compression", "compresses"])
     meta_cols = [c for c in trace.columns if c not in _TRACE_VALUES]
-    rows = []
-    kinks = {}
-    for keys, g in trace.groupby(list(TRIAL_KEYS), sort=False):
-        g = g.sort_values("epoch")
-        epochs, ixt, iyt = g["epoch"].to_numpy(), g["ixt"].to_numpy(float), g["iyt"].to_numpy(float)
-        row = dict(g.iloc[0][meta_cols])
-        row.update(_plane_stats(epochs, ixt, iyt, threshold_bits, threshold_rel))
+    trace = trace.sort_values([*TRIAL_KEYS, "epoch"], kind="stable")
+    meta = trace[meta_cols].to_numpy(dtype=object)
+    epochs_all, ixt_all, iyt_all = (trace[c].to_numpy(float) for c in ("epoch", "ixt", "iyt"))
+    loss_all = trace["loss/train"].to_numpy(float) if "loss/train" in trace else None
+    snr_all = trace["grad/snr"].to_numpy(float) if "grad/snr" in trace else None
+    rows, kinks = [], {}
+    for keys, idx in trace.groupby(list(TRIAL_KEYS), sort=False).indices.items():
+        epochs = epochs_all[idx].astype(np.int64)
+        row = dict(zip(meta_cols, meta[idx[0]], strict=True))
+        row.update(_plane_stats(epochs, ixt_all[idx], iyt_all[idx], threshold_bits, threshold_rel))
         if keys[0] not in kinks:
-            kinks[keys[0]] = _loss_kink(g)
+            kinks[keys[0]] = loss_kink(epochs, loss_all[idx]) if loss_all is not None else np.nan
         row["loss_kink_epoch"] = kinks[keys[0]]
-        row["snr_drop_epoch"] = _snr_drop(g)
+        row["snr_drop_epoch"] = _snr_drop(epochs, snr_all[idx]) if snr_all is not None else np.nan
         rows.append(row)
     out = pd.DataFrame(rows)
     out["is_output"] = out["layer_index"] == out["n_layers"]
@@ -137,22 +140,23 @@ def _log_breakpoint(epochs, values) -> tuple[float, float, float] | None:
     return None if found is None else (float(10 ** found[0]), found[1], found[2])
 
 
-def _loss_kink(g) -> float:
-    if "loss/train" not in g or g["loss/train"].isna().all():
+def loss_kink(epochs, loss) -> float:
+    """Epoch of the training loss's kink (see the module docstring); NaN without enough finite values."""
+    e, loss = np.asarray(epochs), np.asarray(loss, dtype=float)
+    ok = np.isfinite(loss)
+    e, loss = e[ok], loss[ok]
+    if not len(loss):
         return np.nan
-    per_epoch = g.drop_duplicates("epoch").dropna(subset=["loss/train"])
-    loss = per_epoch["loss/train"].to_numpy(float)
     # Skip an initial plateau: the fit starts where the loss has fallen 10 % below its first value.
-    start = int(np.argmax(loss <= 0.9 * loss[0])) if (loss <= 0.9 * loss[0]).any() else 0
-    found = _log_breakpoint(per_epoch["epoch"].to_numpy()[start:], loss[start:])
-    return _nearest(per_epoch["epoch"], found[0]) if found else np.nan
+    fallen = loss <= 0.9 * loss[0]
+    start = int(np.argmax(fallen)) if fallen.any() else 0
+    found = _log_breakpoint(e[start:], loss[start:])
+    return _nearest(e, found[0]) if found else np.nan
 
 
-def _snr_drop(g) -> float:
-    if "grad/snr" not in g or g["grad/snr"].isna().all():
-        return np.nan
-    g = g.dropna(subset=["grad/snr"])
-    return snr_drop(g["epoch"].to_numpy(), g["grad/snr"].to_numpy(float))
+def _snr_drop(epochs, snr) -> float:
+    ok = np.isfinite(snr)
+    return snr_drop(epochs[ok], snr[ok]) if ok.any() else np.nan
 
 
 def snr_drop(epochs, snr, window: int = 5) -> float:
