@@ -106,6 +106,23 @@ def test_no_pooling_and_no_dense_layers():
     assert models.count_params(cfg.model, (8, 8, 1), 10) == (9 + 1) * 2 + (6 * 6 * 2 + 1) * 10
 
 
+def test_preset_is_the_reports_setup_and_set_switches_to_a_cnn():
+    from ib_sweeps.cli import load_config, presets
+
+    assert "cnn_2019" in presets()
+    cfg = load_config("cnn_2019", ["seed=1"])
+    assert cfg.data.name == "mnist" and cfg.model.kind == "cnn" and cfg.model.conv == (32, 64)
+    assert (cfg.train.optimizer, cfg.train.learning_rate, cfg.train.batch_size, cfg.train.epochs) == (
+        "adadelta",
+        1.0,
+        128,
+        12,
+    )
+    assert {(e.method, e.reducer) for e in cfg.estimators} >= {("kde_upper", "concat"), ("kde_upper", "mean")}
+    small = load_config(None, ["data.name=digits model.kind=cnn model.conv=[4] model.dense=[]"])
+    assert small.model.kind == "cnn" and small.model.conv == (4,) and small.model.dense == ()
+
+
 # --- the training core -----------------------------------------------------------------------------------------
 
 

@@ -13,6 +13,7 @@ SHIPPED = [
     "as_if_random",
     "batch_size",
     "bin_count",
+    "cnn",
     "dataset",
     "estimators",
     "full_batch",
