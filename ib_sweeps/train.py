@@ -8,7 +8,8 @@ inside the graph, and, with ``train.gradient_stats``, each layer's minibatch
 gradient mean and std norms (:mod:`ib_sweeps.gradients`). Epoch 0 is the
 untrained network.
 
-The same core trains the CNN (``model.kind: cnn``): the flat inputs are
+The same core trains the CNN (``model.kind: cnn``), as a plain graph (no XLA:
+its CPU convolutions are ~20x slower than TensorFlow's): the flat inputs are
 reshaped to the image shape in the graph and a Dense layer takes its input
 flattened. Its pooling layer has no weights, so no gradient statistics (NaN).
 Where the activity of a whole evaluation set would not fit in
