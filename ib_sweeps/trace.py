@@ -15,7 +15,7 @@ Saved as ``trace.npz`` (numpy, no pickles) with these arrays:
   each ending at its ``pooled_epochs`` entry; ``pooled_ixt``, ``pooled_iyt``
   float (p, n_pooled_estimators, n_layers) in bits. Empty without a ``pooled``
   config section (and in traces written before it existed).
-* ``grad_keys`` str (3,): ``mean_norm``, ``std_norm``, ``snr``; ``grad`` float
+* ``grad_keys`` str (3,): ``mean_norm``, ``std_norm``, ``snr``; ``grad`` float32
   (n_epochs + 1, n_layers, 3): every epoch's minibatch-gradient statistics of
   each layer (:mod:`ib_sweeps.gradients`); row e is epoch e, row 0 and rows
   not trained are NaN. Empty (0, n_layers, 3) with ``train.gradient_stats:
