@@ -330,11 +330,13 @@ class TrialConfig(BaseModel):
     @model_validator(mode="after")
     def _estimators_fit_the_network(self):
         """``noisy_sp`` needs a noisy network and its noise; ``plugin`` is exact only for a quantized network."""
-        std = getattr(self.model, "noise_std", None) or 0.0
+        given = getattr(self.model, "noise_std", None)
+        std = given or 0.0
         for i, est in enumerate(self.estimators):
             if est.method == "noisy_sp" and not std:
                 raise ValueError(
-                    f"estimators[{i}] (noisy_sp): needs a noisy network, but model.noise_std is {std or 'absent'}; "
+                    f"estimators[{i}] (noisy_sp): needs a noisy network, but model.noise_std is "
+                    f"{'absent' if given is None else given}; "
                     "allowed: model.noise_std > 0 (Goldfeld et al. 2019: it measures through the network's own "
                     "noise), or another estimator for a deterministic network (kde_upper adds noise of its own)"
                 )

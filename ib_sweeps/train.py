@@ -211,6 +211,8 @@ class TrainingCore:
 
         if not self.noisy:
             raise ValueError("noisy samples need a noisy network (model.noise_std > 0)")
+        if flat_weights is None and epoch != self.epoch:
+            raise ValueError(f"the live network is at epoch {self.epoch}, not {epoch}; pass that epoch's weights")
         flat = self.weights() if flat_weights is None else flat_weights
         out = self.samples_at(tf.constant(flat, tf.float32), tf.constant(epoch, tf.int32), n_cond)
         return [a.numpy() for a in out]

@@ -53,7 +53,10 @@ def test_measured_activity_is_one_noisy_draw_and_samples_are_noiseless_outputs()
     assert noise.std() == pytest.approx(0.1, rel=0.03) and abs(noise.mean()) < 0.005
     assert np.abs(samples[1] - samples[1][:, :1]).max() > 0.01  # deeper layers vary with the noise before them
     assert np.allclose(samples[2].sum(axis=-1), 1.0, atol=1e-5)  # the output is the softmax
-    assert _same(samples, core.noisy_samples(0, 5)) and not _same(samples, core.noisy_samples(1, 5))
+    assert _same(samples, core.noisy_samples(0, 5))
+    assert not _same(samples, core.noisy_samples(1, 5, core.weights()))  # another epoch, other noise
+    with pytest.raises(ValueError, match="live network is at epoch 0, not 1"):
+        core.noisy_samples(1, 5)
 
 
 def test_snapshots_reproduce_the_live_noisy_network():
@@ -88,6 +91,7 @@ def test_noisy_network_learns():
             r"estimators\[1\].sigma: got 0.2, but model.noise_std is 0.1",
         ),
         ({"model": {"noise_std": -0.1}}, r"model.noise_std: .*greater than or equal to 0"),
+        ({"model": {"noise_std": 0.0}, "estimators": [{"method": "noisy_sp"}]}, r"model.noise_std is 0.0; allowed"),
         ({"model": {"noise_std": "0.1"}}, r"model.noise_std"),
         (
             {**NOISY, "pooled": {"window": 2}, "train": {"epochs": 5}},
