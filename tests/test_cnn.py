@@ -169,18 +169,24 @@ def test_same_seed_same_activity_snapshots_and_chunked_evaluation(cores):
     a.advance(0), b.advance(0)
     _, acts_a, snaps = a.advance_with_snapshots(4)
     assert snaps.shape == (3, models.count_params(config.validate(TINY).model, (8, 8, 1), 10))
+    # CNNs run without XLA: oneDNN convolutions may pick kernels by buffer alignment, so two runs can differ in
+    # the last float32 bits (seen in about 1 of 4 runs of the whole suite); compare to 1e-6, not bit for bit.
     for epoch, flat in zip((1, 2, 3), snaps, strict=True):
         _, live = b.advance(epoch)
-        assert all(np.array_equal(x, y) for x, y in zip(live, a.activity_from(flat), strict=True))
+        assert all(_close(x, y) for x, y in zip(live, a.activity_from(flat), strict=True))
     _, acts_b = b.advance(4)
-    assert all(np.array_equal(x, y) for x, y in zip(acts_a, acts_b, strict=True))
+    assert all(_close(x, y) for x, y in zip(acts_a, acts_b, strict=True))
     # Chunked evaluation sums the same per-example losses in another order.
     ha, hb = a.history[:5].numpy(), b.history[:5].numpy()
     assert np.allclose(ha, hb, rtol=1e-5) and ha[4, 0] < ha[0, 0]
     # Gradient statistics: none for the pooling layer, which has no weights.
     g = a.gradient_stats(1, 5)
     assert np.isnan(g[:, 2]).all() and np.isfinite(g[:, [0, 1, 3, 4], :2]).all() and (g[:, [0, 1, 3, 4], 0] > 0).all()
-    assert np.array_equal(g, b.gradient_stats(1, 5), equal_nan=True)
+    assert np.allclose(g, b.gradient_stats(1, 5), rtol=1e-5, atol=1e-7, equal_nan=True)
+
+
+def _close(x, y) -> bool:
+    return x.shape == y.shape and np.allclose(x, y, rtol=1e-6, atol=1e-6)
 
 
 def test_other_seed_other_weights(tf_ready):
