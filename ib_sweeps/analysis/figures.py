@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from ib_sweeps.analysis.intervals import bootstrap_mean
+from ib_sweeps.analysis.stats import layer_mask
 
 MAX_PANELS = 12
 
@@ -78,7 +79,7 @@ def compression_by_condition(table, estimators: list[str], layer: str = "last_hi
     """Compression (bits) of one layer per condition: seeds as dots, mean and bootstrap 95 % CI as a bar."""
     fig, axes = _grid(len(estimators), width=max(6.0, 0.9 * table["condition"].nunique() + 2), height=3.6, cols=2)
     for ax, est in zip(axes, estimators, strict=False):
-        sub = table[(table["estimator"] == est) & _layer_mask(table, layer)]
+        sub = table[(table["estimator"] == est) & layer_mask(table, layer)]
         conds = _conditions(sub)
         for i, cond in enumerate(conds):
             vals = sub.loc[sub["condition"] == cond, "compression"].to_numpy(float)
@@ -94,14 +95,6 @@ def compression_by_condition(table, estimators: list[str], layer: str = "last_hi
         ax.set_title(f"{layer}, {est}", fontsize=9)
     fig.suptitle("Compression by condition\n(dots: seeds; squares: mean, bootstrap 95 % CI)", fontsize=10)
     return fig
-
-
-def _layer_mask(table, layer: str):
-    if layer == "last_hidden":
-        return table["is_last_hidden"] & ~table["is_output"]
-    if layer == "output":
-        return table["is_output"]
-    return table["layer"] == layer
 
 
 def information_vs_epoch(trace, estimator: str):
@@ -133,7 +126,7 @@ def information_vs_epoch(trace, estimator: str):
 def timing(trace, table, estimator: str, layer: str = "last_hidden"):
     """Per condition: training loss and gradient SNR (log-log) with onset, loss kink and SNR drop (medians)."""
     sub = trace[(trace["estimator"] == estimator)]
-    rows = table[(table["estimator"] == estimator) & _layer_mask(table, layer)]
+    rows = table[(table["estimator"] == estimator) & layer_mask(table, layer)]
     conds = _conditions(rows)[:MAX_PANELS]
     fig, axes = _grid(len(conds), width=3.8, height=3.0, cols=3)
     marks = (("onset_epoch", "compression onset", "C3"), ("loss_kink_epoch", "loss kink", "C0"),

@@ -66,6 +66,17 @@ def compression_table(trace, threshold_bits: float = 0.1, threshold_rel: float =
 _TRACE_VALUES = {"epoch", "ixt", "iyt", "loss/train", "loss/test", "accuracy/train", "accuracy/test", *GRADIENT}
 
 
+def layer_mask(table, ref: str):
+    """Mask of a :func:`compression_table`'s rows for ``last_hidden``, ``output``, ``hidden`` or ``layer_k``."""
+    if ref == "last_hidden":
+        return table["is_last_hidden"] & ~table["is_output"]
+    if ref == "output":
+        return table["is_output"]
+    if ref == "hidden":
+        return ~table["is_output"]
+    return table["layer"] == ref
+
+
 def _plane_stats(epochs, ixt, iyt, threshold_bits, threshold_rel) -> dict:
     ok = np.isfinite(ixt)
     if not ok.any():

@@ -21,7 +21,7 @@ import numpy as np
 from ib_sweeps.analysis import claims as claims_mod
 from ib_sweeps.analysis.intervals import bootstrap_mean, welch, wilson
 from ib_sweeps.analysis.source import Source, locate
-from ib_sweeps.analysis.stats import compression_table
+from ib_sweeps.analysis.stats import compression_table, layer_mask
 from ib_sweeps.analysis.tables import load_trace
 
 _BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
@@ -145,13 +145,7 @@ def _select(table, claim, estimator: str):
 
 
 def _layer_rows(rows, ref: str):
-    if ref == "last_hidden":
-        return rows[rows["is_last_hidden"] & ~rows["is_output"]]
-    if ref == "output":
-        return rows[rows["is_output"]]
-    if ref == "hidden":
-        return rows[~rows["is_output"]]
-    return rows[rows["layer"] == ref]
+    return rows[layer_mask(rows, ref)]
 
 
 def _canon(value) -> str:
