@@ -62,6 +62,14 @@ def _activation(v):
     )
 
 
+# One activation name, or one per layer (a list is kept as a tuple and written back as a list).
+Activation = Annotated[
+    str | tuple[str, ...],
+    PlainValidator(_activation),
+    PlainSerializer(lambda v: v if isinstance(v, str) else list(v)),
+]
+
+
 def _batch_size(v):
     if v == "full" or (type(v) is int and v > 0):
         return v
@@ -162,11 +170,7 @@ class ModelConfig(BaseModel):
     model_config = FROZEN
     kind: Literal["mlp"] = "mlp"
     hidden: Annotated[tuple[PositiveInt, ...], Field(min_length=1)] = (10, 7, 5, 4, 3)
-    activation: Annotated[
-        str | tuple[str, ...],
-        PlainValidator(_activation),
-        PlainSerializer(lambda v: v if isinstance(v, str) else list(v)),
-    ] = "tanh"
+    activation: Activation = "tanh"
     init: Literal["truncated_normal", "keras_default"] = "truncated_normal"
     init_std: PositiveFloat | None = None
     # Goldfeld et al. (2019): N(0, noise_std^2) added to every hidden layer's output, in training and
@@ -220,11 +224,7 @@ class CNNConfig(BaseModel):
     kernel: PositiveInt = 3
     pool: Annotated[Int, Field(ge=2)] | None = 2
     dense: tuple[PositiveInt, ...] = (128,)
-    activation: Annotated[
-        str | tuple[str, ...],
-        PlainValidator(_activation),
-        PlainSerializer(lambda v: v if isinstance(v, str) else list(v)),
-    ] = "relu"
+    activation: Activation = "relu"
     init: Literal["truncated_normal", "keras_default"] = "keras_default"
     init_std: PositiveFloat | None = None
 

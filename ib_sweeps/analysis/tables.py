@@ -11,13 +11,15 @@ import json
 
 import numpy as np
 
+from ib_sweeps import gradients
 from ib_sweeps.analysis import histories
 from ib_sweeps.analysis.source import Source, locate
+from ib_sweeps.sweep import summary
 from ib_sweeps.sweep.ledger import AXES, ERROR, HASH, SEED
 
 PLANE = ("ixt", "iyt")
-PER_EPOCH = ("loss/train", "loss/test", "accuracy/train", "accuracy/test")
-GRADIENT = ("grad/snr", "grad/mean_norm", "grad/std_norm")  # per layer: grad/<stat>/<layer>
+PER_EPOCH = summary.HISTORY  # loss/train, loss/test, accuracy/train, accuracy/test
+GRADIENT = tuple(f"grad/{k}" for k in gradients.KEYS)  # per layer: grad/<stat>/<layer>
 RUN_COLUMNS = ("run_id", "condition", "seed")
 
 
