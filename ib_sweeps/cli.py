@@ -116,10 +116,14 @@ def _sweep(args) -> int:
     except (ValueError, sweep.ledger.SweepBusy) as err:
         print(f"ib-sweeps: error: {err}", file=sys.stderr)
         return 2
+    from ib_sweeps.sweep.progress import where_to_look
+
     print(
         f"sweep {resolved.spec.name}: {outcome.finished}/{outcome.total} trials FINISHED, {outcome.failed} failed"
         f"{' (interrupted)' if outcome.interrupted else ''}; parent run {outcome.parent_run_id}; "
-        f"tracking URI {outcome.tracking_uri}"
+        f"tracking URI {outcome.tracking_uri}\n"
+        + where_to_look(resolved.spec.name, outcome.parent_run_id, outcome.experiment_id, outcome.tracking_uri),
+        flush=True,
     )
     return outcome.exit_code
 

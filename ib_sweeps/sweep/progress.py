@@ -1,10 +1,17 @@
-"""One concise, updating progress line for a sweep, instead of Ray Tune's tables."""
+"""One concise, updating progress line for a sweep, instead of Ray Tune's tables.
+
+On a terminal the line is rewritten in place; anywhere else (``mlflow run``, a
+log file, CI) a line is printed when the counts change and at least every
+:data:`HEARTBEAT_S` seconds, so a working sweep never looks hung.
+"""
 
 from __future__ import annotations
 
 import sys
 import time
 from pathlib import Path
+
+HEARTBEAT_S = 60.0  # without a terminal: repeat an unchanged line this often
 
 
 def _clock(seconds: float) -> str:
@@ -34,7 +41,9 @@ def make_callback(name: str, total: int, stream=None, enabled: bool = True):
     """A Ray Tune callback printing ``name: done/total, running, failed, skipped | elapsed, ETA``.
 
     On a terminal the line is rewritten in place (at most twice a second);
-    otherwise a line is printed only when the counts change.
+    otherwise a line is printed when the counts change and every
+    :data:`HEARTBEAT_S` seconds. A first line is printed when Ray starts the
+    experiment. Every write is flushed.
     """
     from ray.tune import Callback
 
@@ -66,12 +75,21 @@ def make_callback(name: str, total: int, stream=None, enabled: bool = True):
             if tty and (force or now - self.last_time >= 0.5):
                 stream.write("\r" + text.ljust(len(self.last_line)))
                 stream.flush()
-            elif not tty and counts != self.last_line.split("|")[0]:
+            elif not tty and (counts != self.last_line.split("|")[0] or now - self.last_time >= HEARTBEAT_S):
                 stream.write(text + "\n")
                 stream.flush()
             else:
                 return
             self.last_line, self.last_time = text, now
+
+        def write(self, text: str) -> None:
+            if enabled:
+                stream.write(text)
+                stream.flush()
+
+        def setup(self, stop=None, num_samples=None, total_num_samples=None, **info):
+            self.start = time.monotonic()
+            self.show(force=True)
 
         def on_trial_start(self, iteration, trials, trial, **info):
             self.running.add(trial.trial_id)
@@ -89,20 +107,36 @@ def make_callback(name: str, total: int, stream=None, enabled: bool = True):
         def on_trial_error(self, iteration, trials, trial, **info):
             self.running.discard(trial.trial_id)
             self.failed += 1
-            if enabled:
-                stream.write(f"{newline}{name}: trial {trial_label(trial)} failed: {error_line(trial)}\n")
+            self.write(f"{newline}{name}: trial {trial_label(trial)} failed: {error_line(trial)}\n")
             self.show(force=True)
 
         def on_trial_recover(self, iteration, trials, trial, **info):
-            if enabled:
-                stream.write(f"{newline}{name}: trial {trial_label(trial)} failed, retrying: {error_line(trial)}\n")
+            self.write(f"{newline}{name}: trial {trial_label(trial)} failed, retrying: {error_line(trial)}\n")
 
         def on_step_end(self, iteration, trials, **info):
-            if tty:
-                self.show()
+            self.show()
 
         def on_experiment_end(self, trials, **info):
-            if enabled and tty:
-                stream.write("\n")
+            if tty:
+                self.write("\n")
 
     return Progress()
+
+
+def where_to_look(name: str, parent_run_id: str, experiment_id: str, tracking_uri: str) -> str:
+    """Lines saying how to open a sweep invocation: the MLflow UI command and page, and its report command."""
+    import shlex
+
+    from ib_sweeps import tracking
+
+    page = f"#/experiments/{experiment_id}/runs/{parent_run_id}"
+    if tracking_uri.startswith(("http://", "https://")):
+        ui = f"open {tracking_uri.rstrip('/')}/{page}"
+    else:
+        ui = f"mlflow ui --backend-store-uri {shlex.quote(tracking_uri)}, then open http://127.0.0.1:5000/{page}"
+    uri = "" if tracking_uri == tracking.resolve_tracking_uri(None) else f" --tracking-uri {shlex.quote(tracking_uri)}"
+    return (
+        f"  look at it: {ui}\n"
+        f"  (experiment {name!r}, id {experiment_id}; parent run {parent_run_id} holds the trials as children)\n"
+        f"  report:     ib-sweeps report {shlex.quote(name)} --invocation {parent_run_id[:8]}{uri}"
+    )
