@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import typing
 from typing import Annotated, Literal, Union
@@ -28,9 +29,22 @@ from pydantic import (
 from ib_sweeps import data, estimators, models, schedules
 from ib_sweeps.analysis.claims import CLAIMS
 from ib_sweeps.pooled import PooledConfig
-from ib_sweeps.types import FROZEN, Float, Int, PositiveFloat, PositiveInt, Str
+from ib_sweeps.types import (
+    FROZEN,
+    MAX_LAYERS,
+    MAX_WIDTH,
+    EpochCount,
+    Float,
+    Int,
+    PositiveFloat,
+    PositiveInt,
+    Seed,
+    Str,
+)
 
 OPTIMIZERS = ("sgd", "adam", "adadelta")
+MAX_ESTIMATORS = 100
+Width = Annotated[int, Field(strict=True, gt=0, le=MAX_WIDTH)]  # units of a dense layer, filters of a convolution
 
 
 class ConfigError(ValueError):
@@ -169,7 +183,7 @@ class ModelConfig(BaseModel):
 
     model_config = FROZEN
     kind: Literal["mlp"] = "mlp"
-    hidden: Annotated[tuple[PositiveInt, ...], Field(min_length=1)] = (10, 7, 5, 4, 3)
+    hidden: Annotated[tuple[Width, ...], Field(min_length=1, max_length=MAX_LAYERS)] = (10, 7, 5, 4, 3)
     activation: Activation = "tanh"
     init: Literal["truncated_normal", "keras_default"] = "truncated_normal"
     init_std: PositiveFloat | None = None
@@ -220,10 +234,10 @@ class CNNConfig(BaseModel):
 
     model_config = FROZEN
     kind: Literal["cnn"]
-    conv: Annotated[tuple[PositiveInt, ...], Field(min_length=1)] = (32, 64)
+    conv: Annotated[tuple[Width, ...], Field(min_length=1, max_length=MAX_LAYERS)] = (32, 64)
     kernel: PositiveInt = 3
     pool: Annotated[Int, Field(ge=2)] | None = 2
-    dense: tuple[PositiveInt, ...] = (128,)
+    dense: Annotated[tuple[Width, ...], Field(max_length=MAX_LAYERS)] = (128,)
     activation: Activation = "relu"
     init: Literal["truncated_normal", "keras_default"] = "keras_default"
     init_std: PositiveFloat | None = None
@@ -257,7 +271,7 @@ class TrainConfig(BaseModel):
     learning_rate: PositiveFloat = 4e-4
     momentum: Annotated[Float, Field(ge=0, lt=1)] = 0.0
     batch_size: Annotated[int | str, PlainValidator(_batch_size)] = 512
-    epochs: PositiveInt = 8000
+    epochs: EpochCount = 8000
     gradient_stats: Annotated[bool, PlainValidator(_flag)] = True
 
     @model_validator(mode="after")
@@ -276,12 +290,14 @@ class TrialConfig(BaseModel):
     """Everything that defines one trial. Defaults: the 12-bit tanh net of Shwartz-Ziv & Tishby."""
 
     model_config = FROZEN
-    seed: Annotated[Int, Field(ge=0)] = 0
+    seed: Seed = 0
     data: DataConfig = DataConfig()
     model: ModelSpec = ModelConfig()
     train: TrainConfig = TrainConfig()
     schedule: ScheduleSpec = schedules.DeltaExact()
-    estimators: Annotated[tuple[EstimatorSpec, ...], Field(min_length=1)] = DEFAULT_ESTIMATORS
+    estimators: Annotated[tuple[EstimatorSpec, ...], Field(min_length=1, max_length=MAX_ESTIMATORS)] = (
+        DEFAULT_ESTIMATORS
+    )
     pooled: PooledConfig | None = None  # as-if-random estimates over windows of epochs (off by default)
 
     @model_validator(mode="after")
@@ -314,6 +330,7 @@ class TrialConfig(BaseModel):
                 raise ValueError(
                     f"pooled: estimators {unknown} are not estimators of this trial; allowed: {', '.join(keys)}"
                 )
+        _check_memory(self)
         return self
 
     @model_validator(mode="before")
@@ -389,6 +406,92 @@ def _check_cnn_fits(model: CNNConfig, name: str) -> None:
             f"{shape[0]}x{shape[1]} images of {name} to nothing (activity shapes {sizes}); allowed: fewer or "
             "smaller convolutions, a smaller pool, or pool: null"
         )
+
+
+# Examples of a data set whose count is known only once its files are read (MNIST, Fashion-MNIST: 60 000 + 10 000).
+_FILE_SET_EXAMPLES, _FILE_SET_TRAIN = 70_000, 60_000
+
+
+def measured_inputs(cfg: DataConfig) -> int:
+    """How many inputs a trial measures (file-backed sets: as if of the standard 70 000 examples)."""
+    n = data.DATASETS[cfg.name].n_examples or _FILE_SET_EXAMPLES
+    n_train = round(cfg.train_fraction * n) if cfg.train_fraction is not None else _FILE_SET_TRAIN
+    used = n_train
+    if cfg.training_size is not None:
+        used = cfg.training_size if type(cfg.training_size) is int else max(1, round(cfg.training_size * n_train))
+    pool = {"all": n, "train": used, "test": n - n_train}[cfg.measure_on]
+    return min(pool, cfg.measure_size) if cfg.measure_size is not None else pool
+
+
+def footprint(cfg: TrialConfig) -> dict[str, int]:
+    """Bytes a trial certainly holds, by part: a lower bound (estimators' scratch memory comes on top).
+
+    ``activity``: one measured epoch's activity, float32 (n_inputs, units of all
+    measured layers), kept for W epochs of a pooled window and n_cond times more
+    for ``noisy_sp``, plus one training batch's; ``trace``: per epoch the history
+    (float64 (epochs + 1, 4) in the trace, float32 in the core) and gradient
+    statistics (float32 (epochs + 1, n_layers, 3) and (.., 2)), and two float64
+    values per estimator, layer and measured epoch; ``snapshots``: the weight
+    snapshots ``delta_exact`` keeps for a gap (float32, within ``snapshot_mb``);
+    ``weights``: float32 weights, gradients and optimizer slots. Sizes use the
+    data set's counts, and two classes (the fewest) for the output layer.
+    """
+    shape, n_classes = data.DATASETS[cfg.data.name].input_shape or (1,), 2
+    n_params = models.count_params(cfg.model, shape, n_classes)
+    floats = models.activity_floats(cfg.model, shape, n_classes)
+    n_layers = models.n_hidden(cfg.model) + 1 + (getattr(cfg.model, "pool", None) is not None)
+    rows = measured_inputs(cfg.data)
+    kept = 1 + (cfg.pooled.window if cfg.pooled else 0) + max(getattr(e, "n_cond", 0) for e in cfg.estimators)
+    n_train = measured_inputs(cfg.data.model_copy(update={"measure_on": "train", "measure_size": None}))
+    batch = n_train if cfg.train.batch_size == "full" else min(cfg.train.batch_size, n_train)
+    epochs = cfg.train.epochs + 1
+    per_epoch = 48 + (20 * n_layers if cfg.train.gradient_stats else 0)
+    measured = cfg.schedule.max_measurements(cfg.train.epochs) * len(cfg.estimators) * n_layers * 16
+    snapshots = 0
+    if hasattr(cfg.schedule, "snapshot_mb"):  # delta_exact: as trial._snapshot_capacity
+        capacity = max(1, min(cfg.train.epochs, int(cfg.schedule.snapshot_mb * 2**20 // (4 * n_params))))
+        snapshots = (capacity + 1) * 4 * n_params
+    slots = {"sgd": 1 if cfg.train.momentum else 0}.get(cfg.train.optimizer, 2)
+    return {
+        "activity": (rows * kept + batch) * floats * 4,
+        "trace": epochs * per_epoch + measured,
+        "snapshots": snapshots,
+        "weights": n_params * 4 * (2 + slots),
+    }
+
+
+def physical_memory() -> int | None:
+    """Bytes of physical memory of this machine (None where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _check_memory(cfg: TrialConfig) -> None:
+    parts, total = footprint(cfg), physical_memory()
+    need = sum(parts.values())
+    if total is None or need <= total:
+        return
+    model_key = "model.conv" if cfg.model.kind == "cnn" else "model.hidden"
+    keys = {"activity": model_key, "trace": "train.epochs", "snapshots": "schedule.snapshot_mb", "weights": model_key}
+    names = {"activity": "activity", "trace": "trace", "snapshots": "weight snapshots", "weights": "weights"}
+    biggest = max(parts, key=parts.get)
+    detail = ", ".join(f"{names[k]} {_size(v)}" for k, v in parts.items())
+    raise ValueError(
+        f"{keys[biggest]}: the trial needs at least {_size(need)} of memory, more than this machine's "
+        f"{_size(total)} ({detail}; {measured_inputs(cfg.data)} measured inputs, train.epochs "
+        f"{cfg.train.epochs}); allowed: a config that fits (fewer or narrower layers, a smaller data.measure_size, "
+        "fewer train.epochs, a smaller schedule.snapshot_mb)"
+    )
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
 
 
 # What a section missing from a config file holds before ``--set`` edits it.

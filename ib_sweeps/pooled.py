@@ -20,7 +20,9 @@ from typing import Annotated
 import numpy as np
 from pydantic import BaseModel, Field, model_validator
 
-from ib_sweeps.types import FROZEN, Str
+from ib_sweeps.types import FROZEN, MAX_EPOCHS, Str
+
+Epoch = Annotated[int, Field(ge=0, le=MAX_EPOCHS, strict=True)]
 
 
 class PooledConfig(BaseModel):
@@ -32,8 +34,8 @@ class PooledConfig(BaseModel):
     """
 
     model_config = FROZEN
-    window: int = Field(ge=2, strict=True)
-    epochs: Annotated[tuple[Annotated[int, Field(ge=0, strict=True)], ...], Field(min_length=1)] | None = None
+    window: int = Field(ge=2, le=MAX_EPOCHS + 1, strict=True)
+    epochs: Annotated[tuple[Epoch, ...], Field(min_length=1)] | None = None
     estimators: Annotated[tuple[Str, ...], Field(min_length=1)] | None = None
 
     @model_validator(mode="after")

@@ -23,13 +23,14 @@ from pydantic import Field
 
 from ib_sweeps.estimators import discrete
 from ib_sweeps.estimators.base import Estimator, check_activity, check_pair
+from ib_sweeps.estimators.binning import MAX_BINS
 
 
 class AdaptiveBinning(Estimator):
     """Plug-in entropies of adaptively binned activity (``n_bins`` bins, ``strategy``)."""
 
     method: Literal["adaptive_binning"] = "adaptive_binning"
-    n_bins: int = Field(default=30, ge=2, strict=True)
+    n_bins: int = Field(default=30, ge=2, le=MAX_BINS, strict=True)
     strategy: Literal["quantile", "layer_range"] = "quantile"
 
     def codes(self, activity: np.ndarray) -> np.ndarray:

@@ -8,13 +8,15 @@ An estimator is a frozen pydantic model: its fields are its parameters
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
 
 from ib_sweeps.estimators import discrete
-from ib_sweeps.types import FROZEN, Str
+from ib_sweeps.types import FROZEN, Float, Label, Seed
+
+MAX_NEIGHBOURS = 10_000  # k of the kNN estimators: the search holds n x (k + 1) distances
 
 
 class Estimator(BaseModel):
@@ -28,8 +30,8 @@ class Estimator(BaseModel):
     """
 
     model_config = FROZEN
-    # Name under which a trial logs this estimator's metrics; defaults to ``method``.
-    label: Str | None = None
+    # Name under which a trial logs this estimator's metrics (ixt/<label>/<layer>); defaults to ``method``.
+    label: Label | None = None
     reducer: Literal["concat", "mean"] = "concat"
 
     @property
@@ -151,8 +153,8 @@ class Estimator(BaseModel):
 class JitteredEstimator(Estimator):
     """Base of the kNN-type estimators: ties (e.g. saturated units) are broken by a tiny seeded Gaussian jitter."""
 
-    jitter: float = Field(default=1e-10, ge=0)
-    seed: int = Field(default=0, ge=0, strict=True)
+    jitter: Annotated[Float, Field(ge=0)] = 1e-10
+    seed: Seed = 0
 
     def _jittered(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """``x`` plus ``jitter`` x max(1, mean |x|) x N(0, 1) noise from ``rng``, in float64."""

@@ -29,6 +29,8 @@ from ib_sweeps.estimators import discrete
 from ib_sweeps.estimators.base import Estimator, check_activity, check_pair
 from ib_sweeps.types import Float, PositiveFloat
 
+MAX_BINS = 1_000_000  # bin edges are an array; more than float32 activity can tell apart
+
 DEFAULT_N_BINS = 30
 
 
@@ -41,7 +43,7 @@ class Binning(Estimator):
     """
 
     method: Literal["binning"] = "binning"
-    n_bins: int | None = Field(default=DEFAULT_N_BINS, ge=2, strict=True)
+    n_bins: int | None = Field(default=DEFAULT_N_BINS, ge=2, le=MAX_BINS, strict=True)
     range: tuple[Float, Float] = (-1.0, 1.0)
     bin_size: PositiveFloat | None = None
 
@@ -58,6 +60,8 @@ class Binning(Estimator):
             raise ValueError("bin_size: set either n_bins (fixed range) or bin_size (data range), not both")
         if self.range[0] >= self.range[1]:
             raise ValueError(f"range: must be [lo, hi] with lo < hi; got {list(self.range)}")
+        if not np.isfinite(self.range[1] - self.range[0]):
+            raise ValueError(f"range: got {list(self.range)}, whose width overflows; allowed: hi - lo below 1.8e308")
         return self
 
     def codes(self, activity: np.ndarray) -> np.ndarray:

@@ -34,7 +34,7 @@ from scipy.spatial import cKDTree
 from scipy.special import digamma
 
 from ib_sweeps.estimators import discrete
-from ib_sweeps.estimators.base import JitteredEstimator, check_activity, check_pair
+from ib_sweeps.estimators.base import MAX_NEIGHBOURS, JitteredEstimator, check_activity, check_pair
 
 LN2 = np.log(2.0)
 
@@ -43,7 +43,7 @@ class KSG(JitteredEstimator):
     """KSG (continuous pairs) and Ross (continuous-discrete) kNN estimators."""
 
     method: Literal["ksg"] = "ksg"
-    k: int = Field(default=3, ge=1, strict=True)
+    k: int = Field(default=3, ge=1, le=MAX_NEIGHBOURS, strict=True)
 
     def _plane(self, a, y):
         """(I(X;T), I(Y;T)) in bits; see the module docstring."""

@@ -67,7 +67,7 @@ from pydantic import Field
 from scipy.spatial import cKDTree
 
 from ib_sweeps.estimators import discrete
-from ib_sweeps.estimators.base import JitteredEstimator, check_activity, check_pair
+from ib_sweeps.estimators.base import MAX_NEIGHBOURS, JitteredEstimator, check_activity, check_pair
 
 LN2 = np.log(2.0)
 EIGEN_FLOOR = 1e-10  # smallest local-covariance eigenvalue, in units of h_i^2
@@ -80,7 +80,7 @@ class LNN(JitteredEstimator):
     """Local-Gaussian entropy (Gao, Oh & Viswanath 2016) and its 3H mutual information."""
 
     method: Literal["lnn"] = "lnn"
-    k: int = Field(default=5, ge=1, strict=True)
+    k: int = Field(default=5, ge=1, le=MAX_NEIGHBOURS, strict=True)
 
     def _check_size(self, x: np.ndarray) -> None:
         if len(x) < min_samples(self.k, x.shape[1]):

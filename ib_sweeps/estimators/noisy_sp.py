@@ -61,7 +61,9 @@ from scipy.special import logsumexp
 
 from ib_sweeps.estimators import discrete
 from ib_sweeps.estimators.base import Estimator, check_activity
-from ib_sweeps.types import PositiveFloat
+from ib_sweeps.types import PositiveFloat, Seed
+
+MAX_SAMPLES = 10_000  # n_mc and n_cond: each multiplies the cost (n_cond also the memory) of a measurement
 
 LN2 = float(np.log(2.0))
 
@@ -135,12 +137,12 @@ class NoisySP(Estimator):
 
     method: Literal["noisy_sp"] = "noisy_sp"
     sigma: PositiveFloat = 0.1  # std of the noise added to each unit (same units as the activity)
-    n_mc: int = Field(default=10, ge=1, strict=True)  # Monte Carlo points per input
-    seed: int = Field(default=0, ge=0, strict=True)
+    n_mc: int = Field(default=10, ge=1, le=MAX_SAMPLES, strict=True)  # Monte Carlo points per input
+    seed: Seed = 0
     block: int = Field(default=256, ge=16, strict=True)  # points per block (memory ~ 8 * block * N bytes)
     # In a trial: noisy passes of each measured input through the network, the samples of S | X = x_i of
     # layers past the first (:meth:`network_planes`); the array-level methods take the samples they are given.
-    n_cond: int = Field(default=8, ge=1, strict=True)
+    n_cond: int = Field(default=8, ge=1, le=MAX_SAMPLES, strict=True)
 
     def _run(self, centres, classes, n_cond: int) -> tuple[float, float, float]:
         rng = np.random.default_rng(self.seed)

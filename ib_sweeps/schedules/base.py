@@ -62,6 +62,10 @@ class Schedule(BaseModel):
         """Start a plan for a run of ``n_epochs`` (H(X), H(Y) in bits scale distances)."""
         return FixedPlan([int(e) for e in self.epochs(n_epochs)])
 
+    def max_measurements(self, n_epochs: int) -> int:
+        """At most how many epochs a run of ``n_epochs`` measures (sizes the trace; computed, never listed)."""
+        return n_epochs + 1
+
     def epochs(self, n_epochs: int) -> np.ndarray:
         """Sorted distinct int epochs in [0, n_epochs], always with 0 and n_epochs."""
         grid = np.asarray(self._grid(n_epochs), dtype=np.float64)

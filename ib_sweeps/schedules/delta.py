@@ -27,7 +27,7 @@ import numpy as np
 from pydantic import Field
 
 from ib_sweeps.schedules.base import Gap, Plan, Schedule
-from ib_sweeps.types import PositiveFloat
+from ib_sweeps.types import MAX_EPOCHS, PositiveFloat
 
 
 def distance(p: np.ndarray, q: np.ndarray, h_x: float = 1.0, h_y: float = 1.0) -> float:
@@ -122,10 +122,13 @@ def backtrack(gap: Gap, measure: Callable[[int], np.ndarray], close, budget: Bud
 
 class _Delta(Schedule):
     delta: PositiveFloat = 0.02
-    multiplier: int = Field(default=2, ge=2, strict=True)
+    multiplier: int = Field(default=2, ge=2, le=MAX_EPOCHS, strict=True)
     distance: Literal["normalized", "absolute"] = "normalized"
     primary: str | None = None  # estimator label whose estimates drive the distance (default: the first)
-    max_evaluations: int | None = Field(default=None, ge=2, strict=True)
+    max_evaluations: int | None = Field(default=None, ge=2, le=MAX_EPOCHS + 1, strict=True)
+
+    def max_measurements(self, n_epochs):
+        return min(n_epochs + 1, self.max_evaluations or n_epochs + 1)
 
     def _plan(self, n_epochs, h_x, h_y, backtrack: bool, shrink: bool) -> DeltaPlan:
         hx, hy = (h_x, h_y) if self.distance == "normalized" else (1.0, 1.0)

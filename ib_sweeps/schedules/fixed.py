@@ -12,7 +12,7 @@ import numpy as np
 from pydantic import BaseModel, Field, model_validator
 
 from ib_sweeps.schedules.base import Schedule
-from ib_sweeps.types import FROZEN
+from ib_sweeps.types import FROZEN, MAX_EPOCHS
 
 
 class Every(Schedule):
@@ -28,7 +28,10 @@ class Skip(Schedule):
     """Every ``every``-th epoch (0, every, 2*every, ...), plus the last."""
 
     kind: Literal["skip"] = "skip"
-    every: int = Field(default=10, gt=0, strict=True)
+    every: int = Field(default=10, gt=0, le=MAX_EPOCHS, strict=True)
+
+    def max_measurements(self, n_epochs):
+        return min(n_epochs + 1, n_epochs // self.every + 2)
 
     def _grid(self, n_epochs):
         return np.arange(0, n_epochs + 1, self.every)
@@ -42,7 +45,10 @@ class Log(Schedule):
     """
 
     kind: Literal["log"] = "log"
-    n: int = Field(default=300, ge=2, strict=True)
+    n: int = Field(default=300, ge=2, le=MAX_EPOCHS, strict=True)
+
+    def max_measurements(self, n_epochs):
+        return min(n_epochs + 1, 2 * self.n + 2)  # rounding may keep a few more than n; twice is ample
 
     def _grid(self, n_epochs):
         def grid(m):
@@ -59,8 +65,8 @@ class Segment(BaseModel):
     """Measure every ``every``-th epoch before epoch ``until`` (null: to the end)."""
 
     model_config = FROZEN
-    until: int | None = Field(default=None, gt=0, strict=True)
-    every: int = Field(gt=0, strict=True)
+    until: int | None = Field(default=None, gt=0, le=MAX_EPOCHS, strict=True)
+    every: int = Field(gt=0, le=MAX_EPOCHS, strict=True)
 
 
 # The Saxe et al. (2018) code: every epoch below 20, every 5th below 100, every 10th below 200, then every 100th.
@@ -85,6 +91,15 @@ class Piecewise(Schedule):
             raise ValueError("segments: 'until' must increase, and only the last may be null")
         return self
 
+    def max_measurements(self, n_epochs):
+        count, start = 2, 0
+        for seg in self.segments:
+            stop = n_epochs + 1 if seg.until is None else min(seg.until, n_epochs + 1)
+            first = -(-start // seg.every) * seg.every
+            count += max(0, -(-(stop - first) // seg.every))
+            start = stop
+        return min(n_epochs + 1, count)
+
     def _grid(self, n_epochs):
         out, start = [], 0
         for seg in self.segments:
@@ -99,7 +114,10 @@ class Explicit(Schedule):
     """Exactly these epochs (plus 0 and the last)."""
 
     kind: Literal["list"] = "list"
-    epochs_: tuple[Annotated[int, Field(ge=0, strict=True)], ...] = Field(alias="epochs", min_length=1)
+    epochs_: tuple[Annotated[int, Field(ge=0, le=MAX_EPOCHS, strict=True)], ...] = Field(alias="epochs", min_length=1)
+
+    def max_measurements(self, n_epochs):
+        return min(n_epochs + 1, len(self.epochs_) + 2)
 
     def _grid(self, n_epochs):
         return np.asarray(self.epochs_)
