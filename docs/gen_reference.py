@@ -183,7 +183,7 @@ def config_page() -> str:
     kinds = {cls: f"`{name}`" for reg in (schedules.REGISTRY, estimators.REGISTRY) for name, cls in reg.items()}
     out = [GENERATED, "# Trial config\n\n", _doc(config)]
     out.append(
-        "Every key is optional. Types are strict: YAML `\"5\"` is not an integer and `true` is not a number. "
+        'Every key is optional. Types are strict: YAML `"5"` is not an integer and `true` is not a number. '
         "Unknown keys are errors. The tables below come from the pydantic models in `ib_sweeps/config.py`, "
         "`ib_sweeps/schedules/` and `ib_sweeps/estimators/` when the docs are built. For what each option "
         "means, see [Config notes](config-notes.md).\n\n"
