@@ -1,8 +1,68 @@
-"""Figures of a trial, drawn from its :class:`~ib_sweeps.trace.Trace` (matplotlib, Agg)."""
+"""Figures of a trial, drawn from its :class:`~ib_sweeps.trace.Trace` (matplotlib, Agg).
+
+Also the colour-blind-safe styles shared with the sweep report (:func:`style`):
+Okabe & Ito's eight colours, each paired with its own marker and line style, so
+series stay apart in grey print and for every common colour-vision deficiency.
+"""
 
 from __future__ import annotations
 
 import numpy as np
+
+# Okabe & Ito (2008), "Color Universal Design"; yellow last, as it is faint on white.
+OKABE_ITO = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#F0E442")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)), (0, (1, 2)), (0, (8, 2, 2, 2)))
+LABEL_GAP = 0.05  # least vertical distance between two layer labels, as a fraction of the axes height
+
+
+def style(i: int) -> dict:
+    """Colour, marker and line style of the ``i``-th series (distinct for the first 8, then repeating)."""
+    n = len(OKABE_ITO)
+    return {"color": OKABE_ITO[i % n], "marker": MARKERS[i % n], "linestyle": LINESTYLES[i % n]}
+
+
+def epoch_norm(epochs):
+    """Logarithmic colour scale for ``epochs + 1`` (so epoch 0 is drawn, at 1): log-spaced schedules spread out."""
+    from matplotlib.colors import LogNorm
+
+    top = float(np.max(epochs)) + 1 if len(epochs) else 2.0
+    return LogNorm(1.0, max(top, 2.0))
+
+
+def spread_labels(ax, points, names, gap: float = LABEL_GAP) -> list:
+    """Label ``points`` (data coordinates, linear axes with limits set) without overlaps.
+
+    Labels sit right of their point (left of it near the right edge), moved
+    apart vertically to at least ``gap`` of the axes height, with a leader line
+    to the point. Returns the text artists.
+    """
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    frac = [((x - x0) / (x1 - x0), (y - y0) / (y1 - y0)) for x, y in points]
+    order = sorted(range(len(frac)), key=lambda i: frac[i][1])
+    ys: dict[int, float] = {}
+    last = -np.inf
+    for i in order:
+        ys[i] = last = max(frac[i][1], last + gap)
+    shift = max(0.0, last - 0.97)  # keep the top label inside the axes
+    texts = []
+    for i, name in enumerate(names):
+        fx, fy = frac[i]
+        right = fx > 0.8
+        texts.append(
+            ax.annotate(
+                name,
+                (fx, fy),
+                xytext=(fx + (-0.06 if right else 0.06), ys[i] - shift),
+                xycoords="axes fraction",
+                textcoords="axes fraction",
+                ha="right" if right else "left",
+                va="center",
+                fontsize=8,
+                arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.6},
+            )
+        )
+    return texts
 
 
 def _plt():
@@ -15,27 +75,33 @@ def _plt():
 
 
 def information_plane(trace, estimator: int = 0):
-    """I(Y;T) against I(X;T), one curve per layer, points coloured by epoch (bits).
+    """I(Y;T) against I(X;T), one curve per layer, points coloured by epoch on a log scale (bits).
 
     Axes are bounded by H(X) and H(Y) of the measured inputs (dashed lines).
+    Each layer has its own marker and a label at its last point, moved clear
+    of the others (:func:`spread_labels`).
     """
     plt = _plt()
     epochs = np.asarray(trace.epochs)
     ixt, iyt = np.stack(trace.ixt)[:, estimator], np.stack(trace.iyt)[:, estimator]
     fig, ax = plt.subplots(figsize=(7, 5), constrained_layout=True)
-    norm = plt.Normalize(epochs.min(), max(epochs.max(), 1))
-    for j, name in enumerate(trace.layers):
+    norm = epoch_norm(epochs)
+    for j in range(len(trace.layers)):
         ax.plot(ixt[:, j], iyt[:, j], color="0.75", lw=0.8, zorder=1)
-        sc = ax.scatter(ixt[:, j], iyt[:, j], c=epochs, cmap="viridis", norm=norm, s=12, zorder=2)
-        ax.annotate(name, (ixt[-1, j], iyt[-1, j]), xytext=(4, -10), textcoords="offset points", fontsize=8)
+        sc = ax.scatter(ixt[:, j], iyt[:, j], c=epochs + 1, cmap="viridis", norm=norm, s=14, zorder=2,
+                        marker=MARKERS[j % len(MARKERS)], linewidths=0)  # fmt: skip
     ax.axvline(trace.h_x, ls="--", color="0.5", lw=0.8)
     ax.axhline(trace.h_y, ls="--", color="0.5", lw=0.8)
     ax.set_xlim(0, trace.h_x * 1.03)
     ax.set_ylim(0, trace.h_y * 1.05)
+    last = [np.flatnonzero(np.isfinite(ixt[:, j]) & np.isfinite(iyt[:, j])) for j in range(len(trace.layers))]
+    labelled = [j for j in range(len(trace.layers)) if len(last[j])]  # a layer with no finite point has no label
+    points = [(ixt[last[j][-1], j], iyt[last[j][-1], j]) for j in labelled]
+    spread_labels(ax, points, [trace.layers[j] for j in labelled])
     ax.set_xlabel("I(X;T) [bits]")
     ax.set_ylabel("I(Y;T) [bits]")
-    ax.set_title(f"Information plane ({trace.estimators[estimator]})")
-    fig.colorbar(sc, ax=ax, label="epoch")
+    ax.set_title(f"Information plane ({trace.estimators[estimator]}); labels at the last epoch")
+    fig.colorbar(sc, ax=ax, label="epoch + 1 (log scale)")
     return fig
 
 
@@ -50,9 +116,10 @@ def information_vs_epoch(trace, estimator: int = 0):
     ):
         back = np.asarray(trace.reasons) == "backtracked"
         for j, name in enumerate(trace.layers):
-            (line,) = ax.plot(epochs, values[:, j], label=name, lw=1.2)
+            st = style(j)
+            ax.plot(epochs, values[:, j], label=name, lw=1.2, color=st["color"], linestyle=st["linestyle"])
             if back.any():
-                ax.plot(epochs[back], values[back, j], "x", ms=3, color=line.get_color())
+                ax.plot(epochs[back], values[back, j], "x", ms=3, color=st["color"])
         ax.axhline(bound, ls="--", color="0.5", lw=0.8)
         ax.set_xscale("log")
         ax.set_xlabel("epoch")
@@ -107,15 +174,15 @@ def gradients(trace):
     epochs = np.arange(1, len(g) + 1)
     fig, (ax_norm, ax_snr, ax_loss) = plt.subplots(1, 3, figsize=(15, 4.2), constrained_layout=True)
     for j, name in enumerate(trace.layers):
-        for ax, values, style, label in (
+        for ax, values, line, label in (
             (ax_norm, g[:, j, 0], "-", f"{name} mean"),
             (ax_norm, g[:, j, 1], "--", f"{name} std"),
             (ax_snr, g[:, j, 2], "-", name),
         ):
             x, mean, lo, hi = _log_binned(epochs, values)  # zeros (full-batch std) have no place on a log axis
-            ax.plot(x, mean, style, color=f"C{j}", lw=1.5, label=label)
+            ax.plot(x, mean, line, color=style(j)["color"], lw=1.5, label=label)
             if ax is ax_snr:
-                ax.fill_between(x, lo, hi, color=f"C{j}", alpha=0.15, lw=0)
+                ax.fill_between(x, lo, hi, color=style(j)["color"], alpha=0.15, lw=0)
     if not np.isfinite(g[..., 2]).any():
         ax_snr.text(0.5, 0.5, "SNR undefined:\nstd is 0 (one batch per epoch)", ha="center", transform=ax_snr.transAxes)
     h = np.asarray(trace.history)

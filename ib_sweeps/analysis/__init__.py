@@ -11,8 +11,14 @@ TensorFlow or Ray. Information is in bits everywhere. Public API::
     analysis.write_report("activations", "report/")    # HTML + markdown + JSON, logged on the parent run
 
 Every loader takes the sweep as a sweep (experiment) name, an experiment id or
-a parent run id (default: the latest invocation of the sweep) and
-``tracking_uri=`` (default: ``$MLFLOW_TRACKING_URI``, else ``./mlflow.db``).
+a parent run id, and ``tracking_uri=`` (default: ``$MLFLOW_TRACKING_URI``, else
+``./mlflow.db``). A name reads one invocation: the latest run without a profile
+(never a ``quick`` one when a full one exists; rules in
+:mod:`ib_sweeps.analysis.source`), said on stderr. To read another::
+
+    analysis.invocations("activations")                       # every invocation, newest first
+    src = analysis.locate("activations", profile="quick")     # or invocation="3f2a9c1b"
+    runs = analysis.load_runs(src)                            # every loader takes the located source
 """
 
 from __future__ import annotations
@@ -24,11 +30,14 @@ _EXPORTS = {
     "load_trace": "tables",
     "load_history": "tables",
     "locate": "source",
+    "invocations": "source",
+    "choose": "source",
     "compression_table": "stats",
     "evaluate_claims": "verdicts",
     "Verdict": "verdicts",
     "verdict_table": "verdicts",
     "write_report": "report",
+    "condition_order": "report",
     "CLAIMS": "claims",
 }
 

@@ -5,6 +5,12 @@
 * :func:`information_vs_epoch`: I(X;T) and I(Y;T) against epoch, one column per layer;
 * :func:`timing`: training loss and gradient SNR against epoch with the compression onset,
   loss kink and SNR drop marked (the stochastic-gradient phase hypothesis).
+
+Every figure takes ``order``: the conditions in the order to draw them (the
+report passes the sweep file's axis-value order, so tables, panels and legends
+agree); conditions it does not name follow in order of appearance. A condition
+keeps its colour, marker and line style (:func:`ib_sweeps.plots.style`,
+Okabe-Ito) in every figure.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import numpy as np
 
 from ib_sweeps.analysis.intervals import bootstrap_mean
 from ib_sweeps.analysis.stats import layer_mask
+from ib_sweeps.plots import epoch_norm, style
 
 MAX_PANELS = 12
 
@@ -38,18 +45,18 @@ def _grid(n: int, width: float = 3.4, height: float = 2.9, cols: int = 4):
     return fig, list(axes.flat)
 
 
-def _conditions(frame) -> list[str]:
-    return list(dict.fromkeys(frame["condition"]))
+def _conditions(frame, order=None) -> list[str]:
+    """Conditions present in ``frame``: those in ``order`` first, in that order, then the rest as they appear."""
+    present = dict.fromkeys(frame["condition"])
+    return [c for c in (order or ()) if c in present] + [c for c in present if c not in set(order or ())]
 
 
-def plane_grid(trace, estimator: str):
-    """Information planes, one panel per condition (first 12), every seed and layer; colour = epoch."""
-    plt = _plt()
+def plane_grid(trace, estimator: str, order=None):
+    """Information planes, one panel per condition (first 12), every seed and layer; colour = epoch (log)."""
     sub = trace[trace["estimator"] == estimator]
-    conds = _conditions(sub)[:MAX_PANELS]
+    conds = _conditions(sub, order)[:MAX_PANELS]
     fig, axes = _grid(len(conds))
-    top = max(float(sub["epoch"].max()), 1.0) if len(sub) else 1.0
-    norm = plt.matplotlib.colors.LogNorm(1, top + 1)
+    norm = epoch_norm(sub["epoch"].to_numpy())
     xmax, ymax = _top(sub["ixt"]), _top(sub["iyt"])
     sc = None
     for ax, cond in zip(axes, conds, strict=False):
@@ -63,7 +70,7 @@ def plane_grid(trace, estimator: str):
         ax.set_xlabel("I(X;T) [bits]", fontsize=8)
         ax.set_ylabel("I(Y;T) [bits]", fontsize=8)
     if sc is not None:
-        fig.colorbar(sc, ax=axes[: len(conds)], label="epoch + 1", shrink=0.8)
+        fig.colorbar(sc, ax=axes[: len(conds)], label="epoch + 1 (log scale)", shrink=0.8)
     fig.suptitle(f"Information planes by condition ({estimator}); one curve per layer and seed")
     return fig
 
@@ -75,17 +82,19 @@ def _top(values) -> float:
     return float(v.max()) if len(v) and v.max() > 0 else 1.0
 
 
-def compression_by_condition(table, estimators: list[str], layer: str = "last_hidden"):
+def compression_by_condition(table, estimators: list[str], layer: str = "last_hidden", order=None):
     """Compression (bits) of one layer per condition: seeds as dots, mean and bootstrap 95 % CI as a bar."""
     fig, axes = _grid(len(estimators), width=max(6.0, 0.9 * table["condition"].nunique() + 2), height=3.6, cols=2)
+    every = _conditions(table, order)
     for ax, est in zip(axes, estimators, strict=False):
         sub = table[(table["estimator"] == est) & layer_mask(table, layer)]
-        conds = _conditions(sub)
+        conds = _conditions(sub, every)
         for i, cond in enumerate(conds):
             vals = sub.loc[sub["condition"] == cond, "compression"].to_numpy(float)
             vals = vals[np.isfinite(vals)]
             jitter = np.random.default_rng(i).uniform(-0.12, 0.12, len(vals))
-            ax.scatter(i + jitter, vals, s=14, color="C0", alpha=0.7, zorder=2)
+            st = style(every.index(cond))
+            ax.scatter(i + jitter, vals, s=16, color=st["color"], marker=st["marker"], alpha=0.8, zorder=2)
             mean, lo, hi = bootstrap_mean(vals)
             if np.isfinite(mean):
                 ax.errorbar(i + 0.3, mean, yerr=[[mean - lo], [hi - mean]], fmt="s", color="k", capsize=3, zorder=3)
@@ -97,20 +106,22 @@ def compression_by_condition(table, estimators: list[str], layer: str = "last_hi
     return fig
 
 
-def information_vs_epoch(trace, estimator: str):
-    """I(X;T) (top) and I(Y;T) (bottom) against epoch, one column per layer; one colour per condition."""
+def information_vs_epoch(trace, estimator: str, order=None):
+    """I(X;T) (top) and I(Y;T) (bottom) against epoch, one column per layer; one colour and line style per condition."""
     plt = _plt()
     sub = trace[trace["estimator"] == estimator]
     layers = sorted(sub["layer"].unique(), key=lambda s: int(s.rsplit("_", 1)[-1]))[:8]
-    conds = _conditions(sub)[:10]
+    conds = _conditions(sub, order)[:10]
+    every = _conditions(trace, order)  # a condition's style does not depend on which others are drawn
     fig, axes = plt.subplots(2, max(len(layers), 1), figsize=(2.8 * max(len(layers), 1), 5.2), squeeze=False,
                              constrained_layout=True, sharex=True)  # fmt: skip
     for j, layer in enumerate(layers):
-        for k, cond in enumerate(conds):
+        for cond in conds:
             c = sub[(sub["layer"] == layer) & (sub["condition"] == cond)]
             for n, (_, g) in enumerate(c.groupby("run_id", sort=False)):
                 for row, q in enumerate(("ixt", "iyt")):
-                    axes[row, j].plot(g["epoch"] + 1, g[q], color=f"C{k}", lw=0.8, alpha=0.7,
+                    st = style(every.index(cond))
+                    axes[row, j].plot(g["epoch"] + 1, g[q], color=st["color"], ls=st["linestyle"], lw=0.9, alpha=0.8,
                                       label=cond if (n == 0 and row == 0 and j == 0) else None)  # fmt: skip
         axes[0, j].set_title(layer, fontsize=9)
         axes[1, j].set_xscale("log")
@@ -118,16 +129,17 @@ def information_vs_epoch(trace, estimator: str):
     axes[0, 0].set_ylabel("I(X;T) [bits]")
     axes[1, 0].set_ylabel("I(Y;T) [bits]")
     if conds:
-        fig.legend(loc="outside lower center", ncol=min(len(conds), 5), fontsize=8)
+        rows = math.ceil(len(conds) / 5)  # balanced columns, read top to bottom, left to right
+        fig.legend(loc="outside lower center", ncol=math.ceil(len(conds) / rows), fontsize=8)
     fig.suptitle(f"Information against epoch ({estimator}); one line per seed")
     return fig
 
 
-def timing(trace, table, estimator: str, layer: str = "last_hidden"):
+def timing(trace, table, estimator: str, layer: str = "last_hidden", order=None):
     """Per condition: training loss and gradient SNR (log-log) with onset, loss kink and SNR drop (medians)."""
     sub = trace[(trace["estimator"] == estimator)]
     rows = table[(table["estimator"] == estimator) & layer_mask(table, layer)]
-    conds = _conditions(rows)[:MAX_PANELS]
+    conds = _conditions(rows, order)[:MAX_PANELS]
     fig, axes = _grid(len(conds), width=3.8, height=3.0, cols=3)
     marks = (("onset_epoch", "compression onset", "C3"), ("loss_kink_epoch", "loss kink", "C0"),
              ("snr_drop_epoch", "SNR drop", "C2"))  # fmt: skip

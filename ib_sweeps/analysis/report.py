@@ -4,6 +4,11 @@
 as PNG), ``report.md`` (summary) and ``verdicts.json`` into a folder and logs
 them on the sweep's parent run under ``report/``, with one tag per claim
 (``ib_sweeps.claim.<n>`` = verdict).
+
+The report names the invocation it read (parent run, profile, overrides,
+trial counts, start time) and why that one (:mod:`ib_sweeps.analysis.source`).
+Conditions appear in one order everywhere, tables and figures alike: the
+sweep file's axis-value order (:func:`condition_order`).
 """
 
 from __future__ import annotations
@@ -11,7 +16,9 @@ from __future__ import annotations
 import base64
 import html
 import io
+import itertools
 import json
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +29,7 @@ from ib_sweeps.analysis import figures
 from ib_sweeps.analysis.intervals import bootstrap_mean
 from ib_sweeps.analysis.source import locate
 from ib_sweeps.analysis.stats import compression_table
-from ib_sweeps.analysis.tables import load_runs, load_trace
+from ib_sweeps.analysis.tables import condition_name, load_runs, load_trace
 from ib_sweeps.analysis.verdicts import default_estimator, judge, resolved_sweep
 
 REPLICATION = (
@@ -42,15 +49,49 @@ class Report:
     json: Path
     verdicts: list
     parent_run_id: str
+    invocation: str = ""  # which invocation was read and why (Source.describe)
 
 
-def write_report(sweep, out_dir: str | Path | None = None, tracking_uri: str | None = None, log: bool = True):
-    """Write the report of ``sweep`` (name, experiment id or parent run id; default its latest invocation).
+def safe_name(name: str) -> str:
+    """``name`` as one harmless path component: letters, digits, ``_`` and ``-`` only (``../../x`` gives ``x``)."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_-") or "sweep"
 
-    ``out_dir``: default ``reports/<sweep>-<parent run id[:8]>``; ``log``: also
-    log it on the parent run. Returns a :class:`Report`.
+
+def condition_order(spec: dict, conditions) -> list[str]:
+    """``conditions`` in the sweep file's order: its grid axes' values as listed, axes in file order.
+
+    Conditions the grid does not produce (a search sweep, a changed file)
+    follow in sorted order.
     """
-    src = locate(sweep, tracking_uri)
+    grid = spec.get("grid") or {}
+    axes = [k for k in grid if k != "seed"]
+    declared = [
+        condition_name(dict(zip(axes, values, strict=True))) for values in itertools.product(*(grid[k] for k in axes))
+    ]
+    present = set(conditions)
+    return [c for c in dict.fromkeys(declared) if c in present] + sorted(present - set(declared))
+
+
+def write_report(
+    sweep,
+    out_dir: str | Path | None = None,
+    tracking_uri: str | None = None,
+    log: bool = True,
+    *,
+    invocation: str | None = None,
+    profile: str | None = None,
+    announce: bool = True,
+):
+    """Write the report of ``sweep`` (name, experiment id or parent run id).
+
+    A name reads the invocation ``invocation`` (parent run id or prefix), else
+    the latest with ``profile``, else the default of
+    :mod:`ib_sweeps.analysis.source` (never a profile run when a full one
+    exists). ``out_dir``: default ``reports/<sweep>-<parent run id[:8]>`` (the
+    name made safe for a path); ``log``: also log it on the parent run;
+    ``announce``: say on stderr which invocation was read. Returns a :class:`Report`.
+    """
+    src = locate(sweep, tracking_uri, invocation=invocation, profile=profile, announce=announce)
     try:
         spec = resolved_sweep(src)
     except LookupError:
@@ -60,11 +101,12 @@ def write_report(sweep, out_dir: str | Path | None = None, tracking_uri: str | N
     table = compression_table(trace)
     primary = default_estimator(spec)
     verdicts = judge(spec.get("claims", []), trace, primary)
-    folder = Path(out_dir or Path("reports") / f"{src.experiment_name}-{src.parent_run_id[:8]}")
+    folder = Path(out_dir or Path("reports") / f"{safe_name(src.experiment_name)}-{src.parent_run_id[:8]}")
     folder.mkdir(parents=True, exist_ok=True)
-    facts = _facts(src, spec, runs, table)
-    summary = _summary_rows(table)
-    figs = _figures(trace, table, primary)
+    order = condition_order(spec, runs["condition"] if len(runs) else [])
+    facts = _facts(src, spec, runs, table) | {"condition_order": order}
+    summary = _summary_rows(table, order)
+    figs = _figures(trace, table, primary, order)
     paths = folder / "report.html", folder / "report.md", folder / "verdicts.json"
     paths[0].write_text(_html(facts, verdicts, summary, figs, runs))
     paths[1].write_text(_markdown(facts, verdicts, summary))
@@ -77,16 +119,26 @@ def write_report(sweep, out_dir: str | Path | None = None, tracking_uri: str | N
         client.log_artifact(src.parent_run_id, str(paths[2]), "report")
         for v in verdicts:
             client.set_tag(src.parent_run_id, f"ib_sweeps.claim.{v.index + 1}", v.verdict)
-    return Report(folder, *paths, verdicts, src.parent_run_id)
+    return Report(folder, *paths, verdicts, src.parent_run_id, src.describe())
 
 
 def _facts(src, spec, runs, table) -> dict:
     finished = runs[runs["status"] == "FINISHED"] if len(runs) else runs
     per_cond = finished.groupby("condition")["seed"].nunique() if len(finished) else None
+    params = src.parent.data.params
     return {
         "sweep": src.experiment_name,
         "description": (spec.get("description") or "").strip(),
         "parent_run_id": src.parent_run_id,
+        "invocation": {
+            "run_name": src.parent.info.run_name,
+            "status": src.parent.info.status,
+            "profile": params.get("profile", ""),
+            "overrides": json.loads(params.get("overrides", "[]")),
+            "chosen_because": src.chosen_because,
+            "other_invocations": src.others,
+            "text": src.describe(),
+        },
         "tracking_uri": src.uri,
         "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime((src.parent.info.start_time or 0) / 1000)),
         "generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -97,13 +149,15 @@ def _facts(src, spec, runs, table) -> dict:
     }
 
 
-def _summary_rows(table) -> list[dict]:
-    """Last hidden layer, per condition and estimator: seeds, mean compression [95 % CI], fraction compressing."""
+def _summary_rows(table, order: list[str]) -> list[dict]:
+    """Last hidden layer, per condition (in ``order``) and estimator: seeds, mean compression [95 % CI], fraction."""
     rows = []
     if not len(table):
         return rows
     sub = table[table["is_last_hidden"] & ~table["is_output"]]
-    for (cond, est), g in sub.groupby(["condition", "estimator"], sort=False):
+    rank = {c: i for i, c in enumerate(order)}
+    groups = sorted(sub.groupby(["condition", "estimator"], sort=False), key=lambda kv: rank.get(kv[0][0], len(rank)))
+    for (cond, est), g in groups:
         vals = g["compression"].to_numpy(float)
         mean, lo, hi = bootstrap_mean(vals[np.isfinite(vals)])
         rows.append({
@@ -114,7 +168,7 @@ def _summary_rows(table) -> list[dict]:
     return rows
 
 
-def _figures(trace, table, primary: str) -> list[tuple[str, str]]:
+def _figures(trace, table, primary: str, order: list[str]) -> list[tuple[str, str]]:
     """(caption, base64 PNG) of each figure; none when no trial finished."""
     if not len(trace):
         return []
@@ -124,10 +178,16 @@ def _figures(trace, table, primary: str) -> list[tuple[str, str]]:
     ests = [e for e in ests if e in set(table["estimator"])]
     out = []
     for caption, make in (
-        ("Compression of the last hidden layer by condition", lambda: figures.compression_by_condition(table, ests)),
-        (f"Information planes ({primary})", lambda: figures.plane_grid(trace, primary)),
-        (f"Information against epoch ({primary})", lambda: figures.information_vs_epoch(trace, primary)),
-        ("Phase timing: loss, gradient SNR, compression onset", lambda: figures.timing(trace, table, primary)),
+        (
+            "Compression of the last hidden layer by condition",
+            lambda: figures.compression_by_condition(table, ests, order=order),
+        ),
+        (f"Information planes ({primary})", lambda: figures.plane_grid(trace, primary, order)),
+        (f"Information against epoch ({primary})", lambda: figures.information_vs_epoch(trace, primary, order)),
+        (
+            "Phase timing: loss, gradient SNR, compression onset",
+            lambda: figures.timing(trace, table, primary, order=order),
+        ),
     ):
         try:
             fig = make()
@@ -159,7 +219,9 @@ def _headline(facts: dict, verdicts: list) -> str:
 
 
 def _markdown(facts: dict, verdicts: list, summary: list[dict]) -> str:
-    lines = [f"# Sweep `{facts['sweep']}`: report", "", _headline(facts, verdicts), "", REPLICATION, ""]
+    inv = facts["invocation"]["text"].replace("\n  ", "; ")
+    lines = [f"# Sweep `{facts['sweep']}`: report", "", _headline(facts, verdicts), "", f"Read: {inv}", ""]
+    lines += [REPLICATION, ""]
     if facts["description"]:
         lines += [f"> {facts['description']}", ""]
     lines += ["| # | claim | verdict | numbers |", "|---|---|---|---|"]
@@ -223,6 +285,7 @@ font-size:.9em;vertical-align:top}} th{{background:#f3f3f3}}
 </style></head><body>
 <h1>Sweep <code>{e(facts["sweep"])}</code></h1>
 <p class="lead">{e(_headline(facts, verdicts))}</p>
+<p class="invocation">Read: {e(facts["invocation"]["text"]).replace(chr(10), "<br>")}</p>
 <p>{e(facts["description"])}</p>
 <h2>Verdicts</h2>
 <table><tr><th>#</th><th>claim</th><th>verdict</th><th>numbers that decided it</th><th>trials</th></tr>
