@@ -45,8 +45,13 @@ def load_config(path: str | None, assignments: list[str]):
         path = str(PRESETS / f"{path}.yaml")
     elif path and not Path(path).exists():
         raise ValueError(f"config file not found: {path} (presets: {', '.join(presets())})")
-    raw = yamlio.load_file(path) if path else {}
-    for item in split_assignments(assignments):
+    expect = ("trial config", tuple(config.TrialConfig.model_fields))  # else its keys are not echoed back
+    raw = yamlio.load_file(path, "config file", expect) if path else {}
+    try:
+        items = split_assignments(assignments)
+    except ValueError as err:  # an unclosed quote
+        raise ValueError(f"--set {assignments!r}: {err}; allowed: key=value items, quoted as in a shell") from None
+    for item in items:
         raw = yamlio.apply_override(raw, item, config.OVERRIDE_SEEDS)
     return config.validate(raw)
 
@@ -89,7 +94,11 @@ def _sweep(args) -> int:
     from ib_sweeps import sweep
 
     try:
-        resolved = sweep.load(args.sweep, args.profile or None, split_assignments(args.set))
+        try:
+            items = split_assignments(args.set)
+        except ValueError as err:  # an unclosed quote
+            raise ValueError(f"--set {args.set!r}: {err}; allowed: key=value items, quoted as in a shell") from None
+        resolved = sweep.load(args.sweep, args.profile or None, items)
     except ValueError as err:  # bad sweep file or override: one clear message, before Ray starts
         print(f"ib-sweeps: error: {err}", file=sys.stderr)
         return 2

@@ -48,6 +48,8 @@ def find(name_or_path: str) -> Path:
     path = Path(name_or_path)
     if path.is_file():
         return path.resolve()
+    if path.exists():
+        yamlio.read_text(path, "sweep file")  # raises, naming the path: a directory or not a regular file
     for d in search_dirs():
         if (d / f"{name_or_path}.yaml").is_file():
             return (d / f"{name_or_path}.yaml").resolve()
@@ -82,7 +84,8 @@ class Sweep:
     @property
     def invocation(self) -> str:
         """Hash of the resolved sweep: the same command gives the same value, so it can resume."""
-        text = json.dumps(self.spec.model_dump(mode="json"), sort_keys=True)
+        unset = {"max_trials"} if self.spec.max_trials is None else set()  # hashes of older sweeps stay as they were
+        text = json.dumps(self.spec.model_dump(mode="json", exclude=unset), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     def trial_for(self, axes: dict) -> Trial:
@@ -122,10 +125,12 @@ def _short(value) -> str:
 def load(name_or_path: str, profile: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Sweep:
     """Read and fully check a sweep; raise ``ConfigError``/``ValueError`` before any work starts."""
     path = find(name_or_path)
-    source = path.read_text()
-    raw = yamlio.load_file(path)
     what = f"sweep file {path}"
-    spec = _validate(raw, what)
+    source = yamlio.read_text(path, "sweep file")
+    raw = yamlio.loads(source, what, expect=("sweep file", SWEEP_FIELDS))
+    if not isinstance(raw, dict):
+        raise ValueError(f"{what} must hold a mapping of keys to values, not {type(raw).__name__}")
+    spec = _validate(raw, what, sized=False)  # for its profiles; the resolved sweep is sized below
     if profile is not None:
         if profile not in spec.profiles:
             raise ValueError(f"{what}: unknown profile {profile!r}; allowed: {', '.join(spec.profiles)}")
@@ -133,10 +138,8 @@ def load(name_or_path: str, profile: str | None = None, overrides: list[str] | t
             raw = _apply(raw, key, value, f"profiles.{profile}")
         what += f" with profile {profile!r}"
     for item in overrides:
-        if "=" not in item:
-            raise ValueError(f"override {item!r} must look like key=value, e.g. train.epochs=100")
-        key, text = item.split("=", 1)
-        raw = _apply(raw, key.strip(), yamlio.loads(text), "--set")
+        key, value = yamlio.parse_assignment(item)
+        raw = _apply(raw, key, value, "--set")
     if overrides:
         what += f" and overrides {list(overrides)}"
     spec = _validate(raw, what)
@@ -163,9 +166,9 @@ def _check_claims(sweep: Sweep, what: str) -> None:
         raise config.ConfigError(problems, what)
 
 
-def _validate(raw: dict, what: str) -> SweepSpec:
+def _validate(raw: dict, what: str, sized: bool = True) -> SweepSpec:
     try:
-        return SweepSpec.model_validate(raw)
+        return SweepSpec.model_validate(raw, context={"sized": sized})
     except ValidationError as err:
         raise config.ConfigError(config.problems(err, SweepSpec), what) from None
 

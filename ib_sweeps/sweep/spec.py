@@ -5,21 +5,31 @@ A sweep file (``sweeps/<name>.yaml``) holds ``name``, ``description``, ``base``
 values) or ``search`` (distributions for Optuna), ``seeds`` (a count or a list:
 an explicit grid axis), ``resources`` per trial, named ``profiles`` (dotted
 overrides of the sweep file; ``quick`` is required), ``claims`` (validated
-here, see :mod:`ib_sweeps.analysis.claims`; judged by the analysis), ``max_failures`` and ``max_concurrent``.
-Unknown keys are errors, as in trial configs.
+here, see :mod:`ib_sweeps.analysis.claims`; judged by the analysis), ``max_failures``, ``max_concurrent``
+and ``max_trials``. Unknown keys are errors, as in trial configs.
+
+Size: a sweep may expand to at most ``max_trials`` trials (default
+:data:`DEFAULT_MAX_TRIALS` = 10 000; at most :data:`MAX_TRIALS` = 1 000 000):
+the grid's size (the product of its axis lengths times the number of seeds),
+``search.n_trials`` and the values of a ``choice`` are counted, never expanded,
+so an oversized sweep is refused at once. Raise the limit in the sweep file
+(``max_trials: 50000``) or on the command line (``--set max_trials=50000``).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints, model_validator
+from pydantic import BaseModel, Field, StringConstraints, ValidationInfo, model_validator
 
 from ib_sweeps.analysis.claims import Claim
-from ib_sweeps.types import FROZEN, Float, Int, PositiveInt, Str
+from ib_sweeps.types import FROZEN, Float, Int, PositiveInt, Seed, Str
 
 Name = Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 SEED_AXIS = "seed"
+DEFAULT_MAX_TRIALS = 10_000
+MAX_TRIALS = 1_000_000  # each trial's config is validated and held before Ray starts
 
 
 class Resources(BaseModel):
@@ -75,7 +85,7 @@ class Search(BaseModel):
     params: Annotated[dict[str, Distribution], Field(min_length=1)]
     objective: Objective
     n_trials: PositiveInt
-    sampler_seed: Annotated[Int, Field(ge=0)] = 0
+    sampler_seed: Annotated[Int, Field(ge=0, le=2**32 - 1)] = 0  # Optuna's samplers take 32-bit seeds
 
 
 class SweepSpec(BaseModel):
@@ -87,12 +97,46 @@ class SweepSpec(BaseModel):
     base: dict[str, Any] = {}
     grid: dict[str, Annotated[list[Any], Field(min_length=1)]] | None = None
     search: Search | None = None
-    seeds: PositiveInt | Annotated[list[Annotated[Int, Field(ge=0)]], Field(min_length=1)] = 1
+    seeds: PositiveInt | Annotated[list[Seed], Field(min_length=1)] = 1
     resources: Resources = Resources()
     profiles: dict[Name, dict[str, Any]] = {}
     claims: list[Claim] = []
     max_failures: Annotated[Int, Field(ge=0)] = 0
     max_concurrent: PositiveInt | None = None
+    max_trials: Annotated[Int, Field(gt=0, le=MAX_TRIALS)] | None = None  # None: DEFAULT_MAX_TRIALS (not dumped)
+
+    @model_validator(mode="after")
+    def _size(self, info: ValidationInfo):
+        """Counted, not expanded; skipped (context ``{"sized": False}``) for a file read only for its profiles."""
+        if (info.context or {}).get("sized", True):
+            problem = self._size_problem()
+            if problem:
+                raise ValueError(problem)
+        return self
+
+    def _size_problem(self) -> str | None:
+        """Why the sweep expands to too many trials (``key: ...``), or None."""
+        limit = self.max_trials or DEFAULT_MAX_TRIALS
+        allowed = (
+            f"allowed: at most {limit:,} trials (max_trials; raise it in the sweep file, max_trials: N, or with "
+            f"--set max_trials=N, up to {MAX_TRIALS:,})"
+        )
+        if self.search is not None:
+            if self.search.n_trials > limit:
+                return f"search: n_trials is {self.search.n_trials:,}; {allowed}"
+            for name, dist in self.search.params.items():
+                if dist.values is not None and len(dist.values) > limit:
+                    return f"search: params.{name} has {len(dist.values):,} choices; {allowed}"
+            return None
+        n_seeds = self.seeds if isinstance(self.seeds, int) else len(self.seeds)
+        sizes = [len(v) for v in (self.grid or {}).values()]
+        total = math.prod(sizes) * n_seeds
+        if total <= limit:
+            return None
+        key = "seeds" if n_seeds > limit else "grid"
+        axes = [f"{axis} ({n})" for axis, n in zip(self.grid or {}, sizes, strict=True)]
+        factors = " x ".join([*axes, f"seeds ({n_seeds})"])
+        return f"{key}: expands to {total:,} trials ({factors}); {allowed}"
 
     @model_validator(mode="after")
     def _shape(self):
