@@ -549,7 +549,8 @@ def _problem(err: dict, root: type[BaseModel]) -> tuple[str, str]:
         return _key(loc), msg
     if kind == "missing":
         return _key(loc), msg
-    return _key(loc), f"{msg}; got {err['input']!r}"
+    got = repr(err["input"])
+    return _key(loc), f"{msg}; got {got if len(got) <= 200 else got[:200] + ' ...'}"  # a long list: its start
 
 
 def problems(err: ValidationError, root: type[BaseModel]) -> list[tuple[str, str]]:

@@ -292,3 +292,46 @@ def test_valid_yaml_features_still_load(tmp_path, capsys):
     assert main(["trial", str(path), "--print-config"]) == 0
     out = capsys.readouterr().out
     assert "epochs: 7" in out and "learning_rate: 0.001" in out
+
+
+def test_hashes_of_valid_inputs_are_unchanged():
+    from ib_sweeps import config
+    from ib_sweeps import sweep as sweeps
+    from ib_sweeps.cli import load_config
+
+    # Values from before the bad-input checks: finite types, caps and max_trials change nothing valid.
+    assert config.config_hash(config.validate({}), with_seed=True) == "412c356b989a"
+    assert config.config_hash(load_config("saxe_2018", []), with_seed=True) == "1e6462a69d8d"
+    assert sweeps.load("smoke").invocation == "ee7f9c7312eb"
+    assert sweeps.load("smoke", "quick").invocation == "9b79b135b262"
+
+
+def test_footprint_by_hand():
+    from ib_sweeps import config
+
+    cfg = config.validate({})  # 12 inputs -> 10, 7, 5, 4, 3 -> 2; delta_exact; binning
+    parts = config.footprint(cfg)
+    floats, layers, n_params = 10 + 7 + 5 + 4 + 3 + 2, 6, 13 * 10 + 11 * 7 + 8 * 5 + 6 * 4 + 5 * 3 + 4 * 2
+    assert parts["activity"] == (4096 + 512) * floats * 4  # every input measured, one batch of 512 trained
+    assert parts["trace"] == 8001 * (48 + 20 * layers) + 8001 * 1 * layers * 16
+    assert parts["snapshots"] == 8001 * 4 * n_params  # 256 MB hold all 8000 epochs: capacity 8000, plus one
+    assert parts["weights"] == n_params * 4 * 4  # weights, gradients, Adam's two slots
+    log = config.validate({"schedule": {"kind": "log", "n": 10}, "train": {"gradient_stats": False}})
+    assert config.footprint(log)["trace"] == 8001 * 48 + 22 * layers * 16 and config.footprint(log)["snapshots"] == 0
+
+
+@pytest.mark.parametrize(
+    ("data", "rows"),
+    [
+        ({}, 4096),
+        ({"measure_on": "test"}, 4096 - 3277),
+        ({"measure_on": "train", "training_size": 100}, 100),
+        ({"name": "mnist", "measure_on": "test"}, 10_000),
+        ({"name": "mnist", "measure_size": 70_000}, 70_000),
+        ({"name": "mnist", "measure_on": "train", "training_size": 0.5, "measure_size": 70_000}, 30_000),
+    ],
+)
+def test_measured_inputs(data, rows):
+    from ib_sweeps import config
+
+    assert config.measured_inputs(config.validate({"data": data}).data) == rows
