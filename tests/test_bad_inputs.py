@@ -149,7 +149,7 @@ CASES = {
     "alias_recursive": trial("model.hidden=&a [*a]", fragments=["override 'model.hidden=&a [*a]'", "contains it"]),
     "nested_too_deep": trial("model.hidden=" + DEEP, fragments=["override 'model.hidden=[[[", "64 levels"]),
     "set_malformed_yaml": trial(
-        "train.epochs=[1, 2", fragments=["override 'train.epochs=[1, 2' is not valid YAML", "line 1"]
+        "train.epochs=[1, 2", fragments=["override 'train.epochs=[1, 2' is not valid YAML", "flow sequence", "(line "]
     ),
     "set_unclosed_quote": trial("train.epochs='5", fragments=["--set", "No closing quotation", "allowed"]),
     "set_no_equals": trial("train.epochs", fragments=["override 'train.epochs' must look like key=value"]),
@@ -159,6 +159,9 @@ CASES = {
     # Files that are not configs: named by path, never echoed.
     "config_binary": trial(file=BINARY, fragments=["c.yaml is not a text file", "UTF-8"]),
     "config_nul": trial(file="seed: 1\n\x00\n", fragments=["c.yaml is not a text file", "NUL"]),
+    "config_too_large": trial(
+        file="seed: 1\n" + "#" * 2**21, fragments=["c.yaml has 2,097,160 bytes", "at most 1,048,576 bytes"]
+    ),
     "config_directory": trial(file=DIR, fragments=["is a directory", "allowed: a YAML file"]),
     "config_missing": trial(extra=("{tmp}/nope.yaml",), fragments=["config file not found", "nope.yaml", "presets"]),
     "config_foreign_mapping": trial(
@@ -211,6 +214,8 @@ CASES = {
     ),
     "sweep_set_malformed": sweep("seeds=[1, 2", fragments=["override 'seeds=[1, 2' is not valid YAML"]),
     "sweep_binary": sweep(file=BINARY, fragments=["s.yaml is not a text file", "UTF-8"]),
+    "sweep_too_large": sweep(file=SWEEP + "#" * 2**21, fragments=["s.yaml has", "at most 1,048,576 bytes"]),
+    "sweep_missing": sweep(file=None, extra=("{tmp}/nope.yaml",), fragments=["sweep not found: '", "nope.yaml'"]),
     "sweep_directory": sweep(file=DIR, fragments=["is a directory", "allowed: a YAML file"]),
     "sweep_foreign_mapping": sweep(
         file="rootuser: $6$s3cr3t:19000\ndaemonuser: x\n",
