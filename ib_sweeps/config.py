@@ -4,6 +4,11 @@ YAML file and ``--set key=value`` overrides -> raw dict -> :func:`validate`
 -> :class:`TrialConfig`. Unknown keys, wrong types and out-of-range values are
 all reported at once in one :class:`ConfigError`, each naming the dotted key,
 the bad value and what is allowed. The config that ran is logged verbatim.
+
+Bad input is refused here, before any run exists: floats must be finite,
+counts are capped (:mod:`ib_sweeps.types`), estimator labels are metric-key
+segments, and a config whose memory estimate (:func:`footprint`, a lower bound
+in bytes) exceeds this machine's physical memory is an error stating both.
 """
 
 from __future__ import annotations

@@ -6,6 +6,10 @@ trial config it expands to, and returns a :class:`Sweep`. Every problem is
 reported at once in one :class:`~ib_sweeps.config.ConfigError`, naming the key,
 the bad value and what is allowed.
 
+The sweep's size is counted before any trial config is built (see
+:mod:`ib_sweeps.sweep.spec`, ``max_trials``); the file is read through the
+guarded reader of :mod:`ib_sweeps.yamlio`.
+
 Override keys address the sweep file: ``seeds=3``, ``resources.cpus=2``,
 ``grid.model.activation=[tanh, relu]``, ``search.n_trials=8``. Any other key is
 a trial-config key and goes into ``base`` (``train.epochs=200`` sets
