@@ -70,6 +70,12 @@ def _trial(args) -> int:
         print(yaml.safe_dump(config.to_dict(cfg), sort_keys=False), end="")
         return 0
     from ib_sweeps import tracking
+
+    try:  # before TensorFlow loads and before any run exists
+        tracking.check_store(tracking.resolve_tracking_uri(args.tracking_uri))
+    except tracking.StoreError as err:
+        print(f"ib-sweeps: error: {err}", file=sys.stderr)
+        return 2
     from ib_sweeps.trial import run_trial
 
     opts = tracking.RunOptions(
@@ -141,10 +147,26 @@ def _report(args) -> int:
     from ib_sweeps import analysis
 
     try:
-        report = analysis.write_report(args.sweep, args.out, args.tracking_uri, log=not args.no_log)
+        if args.list:
+            invs = analysis.invocations(args.sweep, args.tracking_uri)
+            chosen, why = analysis.choose(invs) if invs else (None, "")
+            for inv in invs:
+                print(f"{'*' if inv is chosen else ' '} {inv.describe()}")
+            print(f"* the default ({why}); choose another with --invocation RUN_ID_PREFIX or --profile NAME")
+            return 0
+        report = analysis.write_report(
+            args.sweep,
+            args.out,
+            args.tracking_uri,
+            log=not args.no_log,
+            invocation=args.invocation or None,
+            profile=args.profile or None,
+            announce=False,
+        )
     except LookupError as err:
         print(f"ib-sweeps: error: {err}", file=sys.stderr)
         return 2
+    print(f"read {report.invocation}")
     for v in report.verdicts:
         print(f"{v.verdict.upper():>12}  #{v.index + 1} {v.title}\n{'':>14}{v.reason}")
     if not report.verdicts:
@@ -209,10 +231,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_sweep)
 
     r = sub.add_parser("report", help="judge a sweep's claims; write an HTML/markdown/JSON report (reads MLflow only)")
-    r.add_argument("sweep", help="sweep name, experiment id or parent run id (default invocation: the latest)")
+    r.add_argument(
+        "sweep",
+        help="sweep name, experiment id or parent run id (default invocation: the latest without a profile "
+        "that has FINISHED trials, else the one with the most; see --list)",
+    )
     r.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or ./mlflow.db)")
     r.add_argument("--out", help="folder for the report (default: reports/<sweep>-<parent run id>)")
     r.add_argument("--no-log", action="store_true", help="do not log the report on the sweep's parent run")
+    r.add_argument("--list", action="store_true", help="list the sweep's invocations (* the default) and exit")
+    r.add_argument("--invocation", default="", metavar="RUN_ID_PREFIX", help="report this invocation (parent run id)")
+    r.add_argument("--profile", default="", help="report the latest invocation run with this profile, e.g. quick")
     r.set_defaults(func=_report)
     return parser
 

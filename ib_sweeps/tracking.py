@@ -26,14 +26,17 @@ Metric key grammar (all information in bits):
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 DEFAULT_EXPERIMENT = "ib-sweeps"
 _MAX_METRICS_PER_BATCH = 1000
@@ -52,6 +55,8 @@ class RunOptions:
     tags: tuple[tuple[str, str], ...] = ()
     cpus: int | None = None  # cap TensorFlow's thread pools
     progress: bool = True
+    # Headline numbers of the trace, logged as ``summary/<name>`` at step 0 before the run ends (sweeps).
+    summarize: Callable | None = None
 
 
 def resolve_tracking_uri(uri: str | None = None) -> str:
@@ -88,31 +93,163 @@ def ensure_experiment(client, name: str, uri: str) -> str:
     exp = client.get_experiment_by_name(name)
     if exp is None:
         try:
-            return client.create_experiment(name, artifact_location=_artifact_location(uri, name))
+            return client.create_experiment(name, artifact_location=_artifact_location(uri, name), tags=EXPERIMENT_KIND)
         except MlflowException:
             exp = client.get_experiment_by_name(name)
             if exp is None:
                 raise
     if exp.lifecycle_stage == "deleted":
         raise ValueError(f"MLflow experiment {name!r} is deleted; restore it or choose another name")
+    for key, value in EXPERIMENT_KIND.items():  # experiments made before ib-sweeps tagged them
+        if exp.tags.get(key) != value:
+            client.set_experiment_tag(exp.experiment_id, key, value)
     return exp.experiment_id
+
+
+class StoreError(ValueError):
+    """The tracking store cannot be used (a missing directory, an unwritable file): nothing was started."""
+
+
+class StoreIncomplete(RuntimeError):
+    """What a run measured is not all in the store after retries: the run must not end FINISHED."""
+
+
+class RunEndedElsewhere(RuntimeError):
+    """The run was ended by someone else meanwhile (a resumed sweep marked it KILLED): its status is left alone."""
+
+
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}  # MLflow 3's UI: open on runs, not GenAI
+SETTLE_TIMEOUT_S = float(os.environ.get("IB_SWEEPS_SETTLE_TIMEOUT_S", "600"))  # outlasts a tracking-server restart
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (None for other stores and ``:memory:``)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri[len("sqlite:///") :].split("?", 1)[0]
+    return None if path == ":memory:" else Path(path)
+
+
+def check_store(uri: str) -> None:
+    """Refuse a SQLite store that cannot be created or written, naming the path, before any run exists.
+
+    A missing directory is an error (never created: a typo must not grow a new tree of folders).
+    """
+    path = sqlite_path(uri)
+    if path is None:
+        return
+    where = f"tracking URI {uri}"
+    if path.exists():
+        if not path.is_file():
+            raise StoreError(f"{where}: {path} is not a file; allowed: a SQLite database file or a new file's path")
+        if not os.access(path, os.R_OK | os.W_OK):
+            raise StoreError(f"{where}: {path} is not readable and writable by this user")
+        return
+    if not path.parent.is_dir():
+        raise StoreError(
+            f"{where}: directory {path.parent} does not exist; allowed: a path in an existing directory "
+            "(create it first; ib-sweeps does not create directories for a store)"
+        )
+    try:  # only creating the file proves it can be created (/proc, read-only mounts, full disks)
+        with open(path, "ab"):
+            pass
+    except OSError as err:
+        raise StoreError(f"{where}: cannot create {path}: {err.strerror or err}") from None
+
+
+@contextmanager
+def store_lock(uri: str) -> Iterator[None]:
+    """Serialise first use of a SQLite store across processes: MLflow's migrations race otherwise.
+
+    An exclusive ``flock`` on ``<database>.lock`` (released when the process dies); other stores: no lock.
+    """
+    import fcntl
+
+    path = sqlite_path(uri)
+    if path is None:
+        yield
+        return
+    with open(path.with_name(path.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class _FirstLine(logging.Filter):
+    """MLflow's asynchronous logger prints each failed batch with all its SQL; one line says enough here.
+
+    The failure itself is not lost: :meth:`RunLogger.settle` collects it, re-sends the data and decides.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage().splitlines()
+        record.msg, record.args = (text[0][:300] if text else "") + " (ib-sweeps re-sends it before the run ends)", ()
+        return True
+
+
+def _quiet_async_errors() -> None:
+    logger = logging.getLogger("mlflow.utils.async_logging.async_logging_queue")
+    if not any(isinstance(f, _FirstLine) for f in logger.filters):
+        logger.addFilter(_FirstLine())
+
+
+def open_client(uri: str):
+    """An :class:`mlflow.MlflowClient` on ``uri`` whose store exists and is migrated (under :func:`store_lock`)."""
+    from mlflow import MlflowClient
+
+    check_store(uri)
+    _quiet_async_errors()
+    with store_lock(uri):
+        client = MlflowClient(uri)
+        client.search_experiments(max_results=1)  # creates the store and runs MLflow's migrations once, here
+    return client
+
+
+def retry(action, what: str, timeout_s: float | None = None):
+    """``action()``, retried with backoff (1, 2, 4 ... 30 s) for up to ``timeout_s``; the last error is raised."""
+    deadline = time.monotonic() + (SETTLE_TIMEOUT_S if timeout_s is None else timeout_s)
+    delay = 1.0
+    while True:
+        try:
+            return action()
+        except Exception as err:
+            if time.monotonic() + delay > deadline:
+                err.add_note(f"(gave up {what} after retrying for {timeout_s or SETTLE_TIMEOUT_S:.0f} s)")
+                raise
+            log.warning("%s failed (%s: %s); retrying in %.0f s", what, type(err).__name__, err, delay)
+            time.sleep(delay)
+            delay = min(2 * delay, 30.0)
 
 
 @dataclass
 class RunLogger:
-    """Batched, asynchronous logging into one MLflow run."""
+    """Batched, asynchronous logging into one MLflow run, which remembers what it sent.
+
+    :meth:`settle` waits for the asynchronous batches, then checks the store
+    key by key: every (key, step) sent is held exactly once, every artifact
+    with its size. What is missing is sent again (synchronously, with the same
+    timestamps, which MLflow stores once); a run ends FINISHED only after that.
+    """
 
     client: object
     run_id: str
+    sent: dict = field(default_factory=dict)  # key -> {step: Metric}
+    files: dict = field(default_factory=dict)  # artifact path -> size in bytes
+    pending: list = field(default_factory=list)  # RunOperations of asynchronous batches
 
     def metrics(self, steps: list[tuple[int, dict[str, float]]]) -> None:
-        """Log ``[(step, {key: value})]`` in as few ``log_batch`` calls as possible."""
+        """Log ``[(step, {key: value})]`` in as few ``log_batch`` calls as possible (asynchronously)."""
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
         batch = [Metric(k, float(v), now, int(step)) for step, values in steps for k, v in values.items()]
+        for m in batch:
+            self.sent.setdefault(m.key, {})[m.step] = m
         for i in range(0, len(batch), _MAX_METRICS_PER_BATCH):
-            self.client.log_batch(self.run_id, metrics=batch[i : i + _MAX_METRICS_PER_BATCH], synchronous=False)
+            chunk = batch[i : i + _MAX_METRICS_PER_BATCH]
+            self.pending.append(self.client.log_batch(self.run_id, metrics=chunk, synchronous=False))
 
     def params(self, params: dict[str, str]) -> None:
         from mlflow.entities import Param
@@ -124,25 +261,82 @@ class RunLogger:
     def artifacts(self, paths, subdir: str | None = None) -> None:
         for path in paths:
             self.client.log_artifact(self.run_id, str(path), subdir)
+            name = Path(path).name if subdir is None else f"{subdir}/{Path(path).name}"
+            self.files[name] = Path(path).stat().st_size
 
     def text(self, text: str, name: str) -> None:
         self.client.log_text(self.run_id, text, name)
+        self.files[name] = len(text.encode())
+
+    def wait(self) -> list[Exception]:
+        """Wait for every asynchronous batch; the errors they met (the store said nothing otherwise)."""
+        errors = []
+        for ops in self.pending:
+            try:
+                ops.wait()
+            except Exception as err:
+                errors.append(err)
+        self.pending.clear()
+        return errors
+
+    def missing(self) -> dict[str, str]:
+        """Per metric key or artifact, what the store lacks or holds twice ({} when all is stored)."""
+        problems = {}
+        for key, by_step in self.sent.items():
+            steps = [m.step for m in self.client.get_metric_history(self.run_id, key)]
+            if len(steps) != len(by_step) or set(steps) != set(by_step):
+                problems[key] = f"holds {len(steps)} values at {len(set(steps))} steps; logged {len(by_step)} steps"
+        for folder in sorted({str(Path(name).parent) for name in self.files}):
+            listed = self.client.list_artifacts(self.run_id, None if folder == "." else folder)
+            stored = {f.path: f.file_size for f in listed}
+            for name, size in self.files.items():
+                if str(Path(name).parent) == folder and stored.get(name) != size:
+                    problems[name] = f"artifact of {size} bytes, stored: {stored.get(name, 'absent')}"
+        return problems
+
+    def settle(self, timeout_s: float | None = None) -> None:
+        """Make sure the store holds all that was logged, re-sending what is missing; else ``StoreIncomplete``."""
+        errors = self.wait()
+
+        def repair():
+            problems = self.missing()
+            metrics = [m for key in problems if key in self.sent for m in self.sent[key].values()]
+            for i in range(0, len(metrics), _MAX_METRICS_PER_BATCH):
+                self.client.log_batch(self.run_id, metrics=metrics[i : i + _MAX_METRICS_PER_BATCH])
+            problems = self.missing()
+            if problems:
+                raise StoreIncomplete(_lacks(problems, errors))
+
+        try:
+            retry(repair, f"storing run {self.run_id}'s data", timeout_s)
+        except StoreIncomplete:
+            raise
+        except Exception as err:  # the store would not even answer or take the re-sent data
+            try:
+                lacks = _lacks(self.missing(), errors)
+            except Exception:
+                lacks = "the store could not be read back"
+            raise StoreIncomplete(f"{lacks}; the last attempt to store it failed: {type(err).__name__}: {err}") from err
 
 
-def _flush() -> None:
-    import mlflow
-
-    mlflow.flush_async_logging()
+def _lacks(problems: dict[str, str], errors: list) -> str:
+    listed = "; ".join(f"{k}: {v}" for k, v in list(problems.items())[:5])
+    text = f"the store lacks part of what this run logged ({len(problems)} keys; {listed})"
+    return text + (f"; asynchronous logging failed: {errors[0]}" if errors else "")
 
 
 @contextmanager
 def trial_run(opts: RunOptions, tags: dict[str, str]) -> Iterator[RunLogger]:
-    """Open the trial's run; end it FINISHED, FAILED (error recorded) or KILLED (interrupt)."""
-    from mlflow import MlflowClient
+    """Open the trial's run; end it FINISHED only once the store holds all it logged.
+
+    On error the run ends FAILED (error recorded) or KILLED (interrupt); if
+    the store cannot even take that, the run stays RUNNING and a resumed sweep
+    treats it as interrupted.
+    """
     from mlflow.entities import RunTag
 
     uri = resolve_tracking_uri(opts.tracking_uri)
-    client = MlflowClient(uri)
+    client = open_client(uri)
     all_tags = {**tags, **dict(opts.tags)}
     if opts.parent_run_id:
         all_tags["mlflow.parentRunId"] = opts.parent_run_id
@@ -156,13 +350,30 @@ def trial_run(opts: RunOptions, tags: dict[str, str]) -> Iterator[RunLogger]:
     logger = RunLogger(client, run_id)
     try:
         yield logger
+        logger.settle()
+        status = client.get_run(run_id).info.status
+        if status != "RUNNING":  # never turn a run another driver ended back into FINISHED: that would double it
+            raise RunEndedElsewhere(f"run {run_id} was ended {status} by another process while this trial ran")
+    except RunEndedElsewhere:
+        raise
     except BaseException as err:
-        _flush()
-        status = "KILLED" if isinstance(err, KeyboardInterrupt | SystemExit) else "FAILED"
-        message = f"{type(err).__name__}: {err}"
+        _end_unfinished(logger, err)
+        raise
+    retry(lambda: client.set_terminated(run_id, "FINISHED"), f"ending run {run_id}")
+
+
+def _end_unfinished(logger: RunLogger, err: BaseException) -> None:
+    """Record ``err`` on the run and end it FAILED/KILLED, never masking ``err``."""
+    client, run_id = logger.client, logger.run_id
+    status = "KILLED" if isinstance(err, KeyboardInterrupt | SystemExit) else "FAILED"
+    message = f"{type(err).__name__}: {err}"
+    try:
+        logger.wait()
         client.set_tag(run_id, "ib_sweeps.error", message[:4000])
         client.log_text(run_id, "".join(traceback.format_exception(err)), "error.txt")
-        client.set_terminated(run_id, status)
-        raise
-    _flush()
-    client.set_terminated(run_id, "FINISHED")
+    except Exception as log_err:
+        err.add_note(f"(recording the error on run {run_id} also failed: {log_err!r})")
+    try:
+        retry(lambda: client.set_terminated(run_id, status), f"ending run {run_id}", timeout_s=60)
+    except Exception as end_err:
+        err.add_note(f"(run {run_id} could not be ended {status} and stays RUNNING: {end_err!r})")

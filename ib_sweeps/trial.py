@@ -32,6 +32,7 @@ class TrialResult:
     run_id: str
     trace: Trace
     seconds: dict[str, float]
+    summary: dict[str, float]  # ``RunOptions.summarize`` of the trace, as logged ({} without it)
 
 
 def input_entropies(dataset: data.Dataset) -> tuple[float, float]:
@@ -119,7 +120,10 @@ def run_trial(cfg: config.TrialConfig, opts: tracking.RunOptions | None = None) 
         log.params(config.flatten(cfg))
         log.text(_yaml(cfg), "config.yaml")
         trace, seconds = _train_and_measure(cfg, log, opts.progress)
-    return TrialResult(log.run_id, trace.sorted(), seconds)
+        summary = opts.summarize(trace.sorted()) if opts.summarize is not None else {}
+        if summary:  # inside the run: it ends FINISHED only once these are stored too
+            log.metrics([(0, {f"summary/{k}": v for k, v in summary.items()})])
+    return TrialResult(log.run_id, trace.sorted(), seconds, summary)
 
 
 def _snapshot_capacity(cfg, dataset, plan) -> int:
