@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
+from mlflow.entities import ViewType
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -176,8 +177,12 @@ def test_mlflow_run_main_entry_point_runs_a_sweep(tmp_path):
                           timeout=600)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     client, (parent,), children = runs(uri, "smoke")
-    (project_run,) = client.search_runs([client.get_experiment_by_name("project").experiment_id])
+    project = client.get_experiment_by_name("project").experiment_id
+    assert client.search_runs([project]) == []  # nothing stray left beside the sweep's experiment
+    (project_run,) = client.search_runs([project], run_view_type=ViewType.ALL)
+    assert project_run.info.lifecycle_stage == "deleted" and project_run.info.status == "FINISHED"
     assert project_run.data.tags["ib_sweeps.sweep_parent_run"] == parent.info.run_id
+    assert parent.data.tags["ib_sweeps.mlflow_project_run"] == project_run.info.run_id
     assert not any(k.startswith("ixt/") for k in project_run.data.metrics)  # never resumed by a trial
     assert len(children) == 2 and {c.info.status for c in children} == {"FINISHED"}
     assert project_run.info.run_id not in {c.info.run_id for c in children} | {parent.info.run_id}

@@ -33,13 +33,18 @@ def load_runs(sweep: str | Source, tracking_uri: str | None = None, status: str 
     logged, strings) and ``tag.<name>`` for the ``ib_sweeps.*`` tags.
     ``status``: keep only runs with this status (or these statuses); retried
     trials have one run per attempt.
+
+    One trial, one FINISHED run: a second FINISHED run of the same (config
+    hash, seed), which only a store written to by two drivers at once can
+    hold, is not a second seed. It is dropped (the earliest run is kept) and a
+    :class:`DuplicateTrials` warning names it.
     """
     import pandas as pd
 
     src = locate(sweep, tracking_uri)
     wanted = {status} if isinstance(status, str) else set(status or ())
     rows = []
-    for run in src.children:
+    for run in unique_finished(src.children):
         if wanted and run.info.status not in wanted:
             continue
         tags, params = run.data.tags, run.data.params
@@ -62,6 +67,34 @@ def load_runs(sweep: str | Source, tracking_uri: str | None = None, status: str 
         rows.append(row)
     columns = ["run_id", "run_name", "status", "condition", "seed", "config_hash", "error", "start_time", "end_time"]
     return pd.DataFrame(rows, columns=None if rows else columns)
+
+
+class DuplicateTrials(UserWarning):
+    """A sweep holds more than one FINISHED run of the same trial; the extras are not counted."""
+
+
+def unique_finished(runs) -> list:
+    """``runs`` (oldest first) without FINISHED runs that repeat an earlier FINISHED (config hash, seed)."""
+    import warnings
+
+    seen: dict[tuple, str] = {}
+    kept, extra = [], []
+    for run in runs:
+        key = (run.data.tags.get(HASH), run.data.tags.get(SEED))
+        if run.info.status == "FINISHED" and None not in key:
+            if key in seen:
+                extra.append(f"{run.info.run_id} (repeats {seen[key]})")
+                continue
+            seen[key] = run.info.run_id
+        kept.append(run)
+    if extra:
+        warnings.warn(
+            f"{len(extra)} FINISHED runs repeat a trial that already finished and are not counted: "
+            + ", ".join(extra[:10]),
+            DuplicateTrials,
+            stacklevel=3,
+        )
+    return kept
 
 
 def axis_columns(src: Source) -> list[str]:

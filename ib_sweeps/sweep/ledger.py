@@ -1,15 +1,19 @@
-"""The MLflow side of a sweep: its parent run, its children, resume and the summary table.
+"""The MLflow side of a sweep: its parent run, its children, one driver at a time, resume, the summary table.
 
 Layout: the experiment is named after the sweep; each invocation has one
 parent run (tag ``ib_sweeps.role = sweep``) holding the sweep file, the
 resolved sweep, the profile and overrides (params) and ``summary.csv``; each
 trial is a child run (``mlflow.parentRunId``, ``ib_sweeps.role = trial``).
 
-Resume: an invocation is identified by the hash of the resolved sweep
-(``ib_sweeps.invocation``). Running the same command again reopens the latest
-parent with that hash unless it FINISHED; children that FINISHED are matched by
-(config hash without the seed, seed) and not re-run; children left RUNNING by
-a process that is gone are marked KILLED first.
+One driver per invocation: an invocation is identified by the hash of the
+resolved sweep (``ib_sweeps.invocation``), and a driver holds that
+invocation's lock (:mod:`ib_sweeps.sweep.lock`) from before it reads the
+store until it has ended the parent. A second driver of the same invocation
+is refused (:class:`SweepBusy`, naming the holder). Because the lock is held,
+any run of this invocation still RUNNING in the store was left by a driver
+that died: resume (and ``--fresh``) marks it KILLED. Resume reopens the latest
+parent with the invocation's hash unless it FINISHED; children that FINISHED
+are matched by (config hash without the seed, seed) and not re-run.
 """
 
 from __future__ import annotations
@@ -23,28 +27,28 @@ from dataclasses import dataclass, field
 
 from ib_sweeps import __version__, tracking
 from ib_sweeps.sweep.load import Sweep
+from ib_sweeps.sweep.lock import SweepBusy  # noqa: F401 (re-exported: the CLI catches ledger.SweepBusy)
 
 ROLE, SWEEP, INVOCATION = "ib_sweeps.role", "ib_sweeps.sweep", "ib_sweeps.invocation"
 HOST, PID, AXES = "ib_sweeps.host", "ib_sweeps.pid", "ib_sweeps.axes"
 HASH, SEED, ERROR = "ib_sweeps.config_hash", "ib_sweeps.seed", "ib_sweeps.error"
-
-
-class SweepBusy(RuntimeError):
-    """The same sweep invocation is running in a live process."""
+STALE = "left RUNNING by a sweep driver that is gone; marked KILLED on resume"
+INTERRUPTED = "the sweep was interrupted while this trial ran"
 
 
 @dataclass
 class Ledger:
-    """Handle on one sweep invocation's parent run."""
+    """Handle on one sweep invocation's parent run (``parent_run_id`` is None until :func:`open_parent`)."""
 
     client: object
     uri: str
     experiment_id: str
-    parent_run_id: str
+    parent_run_id: str | None
     resumed: bool = False
     complete: bool = False  # the invocation had already FINISHED: nothing to run
     finished: set = field(default_factory=set)  # {(config_hash, seed)} of FINISHED children
-    stale: int = 0  # children marked KILLED because their process was gone
+    stale: int = 0  # runs marked KILLED because their driver was gone
+    previous: object = None  # the latest parent run of this invocation, if any (mlflow.entities.Run)
 
 
 def children(client, experiment_id: str, parent_run_id: str) -> list:
@@ -70,27 +74,13 @@ def trial_key(run) -> tuple[str, int] | None:
     return None
 
 
-def _alive(run) -> bool:
-    tags = run.data.tags
-    if tags.get(HOST) != socket.gethostname() or not tags.get(PID, "").isdigit():
-        return False  # another machine: cannot tell, treat as gone (documented)
-    pid = int(tags[PID])
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def look_up(sweep: Sweep, uri: str, *, fresh: bool = False) -> Ledger:
+    """What the store holds of this invocation, written nowhere (call it holding the invocation's lock).
 
-
-def open_parent(sweep: Sweep, uri: str, *, fresh: bool = False) -> Ledger:
-    """Create the invocation's parent run, or reopen an unfinished one with the same resolved sweep."""
-    from mlflow import MlflowClient
-
-    client = MlflowClient(uri)
+    ``complete`` when its latest parent FINISHED (and not ``fresh``); ``finished``
+    lists the trials already done when it would be resumed.
+    """
+    client = tracking.open_client(uri)
     exp_id = tracking.ensure_experiment(client, sweep.spec.name, uri)
     latest = client.search_runs(
         [exp_id],
@@ -98,44 +88,63 @@ def open_parent(sweep: Sweep, uri: str, *, fresh: bool = False) -> Ledger:
         order_by=["attributes.start_time DESC"],
         max_results=1,
     )
-    here = {HOST: socket.gethostname(), PID: str(os.getpid())}
+    led = Ledger(client, uri, exp_id, None, previous=latest[0] if latest else None)
     if latest and not fresh:
         parent = latest[0]
-        if parent.info.status == "RUNNING" and _alive(parent):
-            raise SweepBusy(
-                f"sweep {sweep.spec.name!r} (same profile and overrides) is already running in process "
-                f"{parent.data.tags[PID]}; parent run {parent.info.run_id}"
-            )
         kids = children(client, exp_id, parent.info.run_id)
-        finished = {trial_key(r) for r in kids if r.info.status == "FINISHED"} - {None}
-        if parent.info.status == "FINISHED":
-            return Ledger(client, uri, exp_id, parent.info.run_id, True, True, finished)
-        stale = [r for r in kids if r.info.status == "RUNNING"]
-        for run in stale:
-            client.set_tag(run.info.run_id, ERROR, "left RUNNING by an interrupted sweep; marked KILLED on resume")
-            client.set_terminated(run.info.run_id, "KILLED")
-        client.update_run(parent.info.run_id, status="RUNNING")
+        led.finished = {trial_key(r) for r in kids if r.info.status == "FINISHED"} - {None}
+        led.complete = parent.info.status == "FINISHED"
+        led.parent_run_id = parent.info.run_id if led.complete else None
+    return led
+
+
+def open_parent(sweep: Sweep, led: Ledger, *, fresh: bool = False) -> Ledger:
+    """Reopen the invocation's unfinished parent (runs left RUNNING marked KILLED), or create a new one.
+
+    With ``fresh``, a previous parent left RUNNING is ended KILLED (with its
+    running children) before the new parent is created.
+    """
+    client, previous = led.client, led.previous
+    here = {HOST: socket.gethostname(), PID: str(os.getpid())}
+    if previous is not None and previous.info.status == "RUNNING":
+        led.stale = _kill_stale(client, led.experiment_id, previous.info.run_id, end_parent=fresh)
+    if previous is not None and not fresh and previous.info.status != "FINISHED":
+        client.update_run(previous.info.run_id, status="RUNNING")
         for key, value in here.items():
-            client.set_tag(parent.info.run_id, key, value)
-        return Ledger(client, uri, exp_id, parent.info.run_id, True, False, finished, len(stale))
+            client.set_tag(previous.info.run_id, key, value)
+        led.parent_run_id, led.resumed = previous.info.run_id, True
+        return led
     tags = {ROLE: "sweep", SWEEP: sweep.spec.name, INVOCATION: sweep.invocation, "ib_sweeps.version": __version__}
     tags["mlflow.note.content"] = sweep.spec.description
-    run = client.create_run(exp_id, run_name=f"{sweep.spec.name}-{time.strftime('%Y%m%d-%H%M%S')}", tags=tags | here)
-    rid = run.info.run_id
+    run_name = f"{sweep.spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    rid = client.create_run(led.experiment_id, run_name=run_name, tags=tags | here).info.run_id
     client.log_param(rid, "profile", sweep.profile or "")
     client.log_param(rid, "overrides", json.dumps(list(sweep.overrides)))
     client.log_param(rid, "sweep_file", sweep.path)
     client.log_text(rid, sweep.source, "sweep.yaml")
     client.log_text(rid, _yaml(sweep.spec.model_dump(mode="json")), "resolved_sweep.yaml")
-    return Ledger(client, uri, exp_id, rid)
+    led.parent_run_id, led.resumed, led.finished = rid, False, set()
+    return led
 
 
-def finish(ledger: Ledger, status: str) -> dict[str, int]:
-    """Mark children left RUNNING as KILLED, write ``summary.csv`` and counts, end the parent with ``status``."""
+def _kill_stale(client, experiment_id: str, parent_run_id: str, *, end_parent: bool) -> int:
+    """Mark the children of a dead driver's parent left RUNNING as KILLED (and the parent too if asked)."""
+    stale = [r for r in children(client, experiment_id, parent_run_id) if r.info.status == "RUNNING"]
+    for run in stale:
+        client.set_tag(run.info.run_id, ERROR, STALE)
+        client.set_terminated(run.info.run_id, "KILLED")
+    if end_parent:
+        client.set_tag(parent_run_id, ERROR, STALE.replace("on resume", "when a fresh invocation started"))
+        client.set_terminated(parent_run_id, "KILLED")
+    return len(stale) + int(end_parent)
+
+
+def finish(ledger: Ledger, status: str, reason: str = INTERRUPTED) -> dict[str, int]:
+    """Mark children left RUNNING as KILLED (``reason``), write ``summary.csv`` and counts, end the parent."""
     kids = children(ledger.client, ledger.experiment_id, ledger.parent_run_id)
     running = [run for run in kids if run.info.status == "RUNNING"]
     for run in running:
-        ledger.client.set_tag(run.info.run_id, ERROR, "sweep interrupted while this trial ran")
+        ledger.client.set_tag(run.info.run_id, ERROR, reason)
         ledger.client.set_terminated(run.info.run_id, "KILLED")
     if running:  # read their new status and tags back
         kids = children(ledger.client, ledger.experiment_id, ledger.parent_run_id)

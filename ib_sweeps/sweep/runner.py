@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from ib_sweeps import tracking
 from ib_sweeps.sweep import ledger as ledger_mod
 from ib_sweeps.sweep.load import Sweep
+from ib_sweeps.sweep.lock import driver_lock
 from ib_sweeps.sweep.summary import trial_summary
 
 # Quiet, deterministic Ray: no usage reporting, no per-trial CSV/TensorBoard loggers, our own signal handling.
@@ -91,6 +92,7 @@ def trainable(params: dict, ctx: _Context) -> None:
         tags=tags,
         cpus=spec.resources.cpus,
         progress=False,
+        summarize=trial_summary,  # logged inside the run: FINISHED only once the summary is stored too
     )
     try:
         result = run_trial(trial.config, opts)
@@ -98,22 +100,7 @@ def trainable(params: dict, ctx: _Context) -> None:
         import keras
 
         keras.backend.clear_session()  # the worker may be reused for the next trial
-    summary = trial_summary(result.trace)
-    _log_summary(ctx.uri, result.run_id, summary)
-    tune.report({**summary, "skipped": 0})
-
-
-def _log_summary(uri: str, run_id: str, summary: dict) -> None:
-    import time
-
-    from mlflow import MlflowClient
-    from mlflow.entities import Metric
-
-    now = int(time.time() * 1000)
-    metrics = [Metric(f"summary/{k}", v, now, 0) for k, v in summary.items()]
-    client = MlflowClient(uri)
-    for i in range(0, len(metrics), 1000):
-        client.log_batch(run_id, metrics=metrics[i : i + 1000])
+    tune.report({**result.summary, "skipped": 0})
 
 
 def _param_space(sweep: Sweep) -> dict:
@@ -135,6 +122,7 @@ def _param_space(sweep: Sweep) -> dict:
 
 
 def _check_resources(sweep: Sweep) -> None:
+    """The largest live Ray node must hold one trial's CPUs and GPUs (``ValueError`` naming the key otherwise)."""
     import ray
 
     need = sweep.spec.resources
@@ -142,9 +130,15 @@ def _check_resources(sweep: Sweep) -> None:
     best_cpu = max((n.get("CPU", 0) for n in nodes), default=0)
     best_gpu = max((n.get("GPU", 0) for n in nodes), default=0)
     if need.cpus > best_cpu:
-        raise ValueError(f"resources.cpus: {need.cpus} per trial, but the largest Ray node has {best_cpu:g} CPUs")
+        raise ValueError(
+            f"resources.cpus: {need.cpus} per trial, but the largest Ray node has {best_cpu:g} CPUs; "
+            f"allowed: 1 .. {best_cpu:g}"
+        )
     if need.gpus > best_gpu:
-        raise ValueError(f"resources.gpus: {need.gpus} per trial, but the largest Ray node has {best_gpu:g} GPUs")
+        raise ValueError(
+            f"resources.gpus: {need.gpus} per trial, but the largest Ray node has {best_gpu:g} GPUs; "
+            f"allowed: 0 .. {best_gpu:g}"
+        )
 
 
 def _total(sweep: Sweep) -> int:
@@ -162,27 +156,55 @@ def run_sweep(
     progress: bool = True,
     stream=None,
 ) -> Outcome:
-    """Run (or resume) ``sweep``; trial failures are recorded, not raised. See the module docstring."""
+    """Run (or resume) ``sweep``; trial failures are recorded, not raised. See the module docstring.
+
+    Order: the invocation's lock (:class:`~ib_sweeps.sweep.lock.SweepBusy` if
+    another driver holds it), the store read, Ray started and the resources
+    checked, and only then the parent run created or reopened; so a refused
+    sweep leaves nothing in the store.
+    """
     stream = stream or sys.stderr
     uri = tracking.resolve_tracking_uri(tracking_uri)
+    tracking.check_store(uri)
     project_run = os.environ.pop("MLFLOW_RUN_ID", None)  # `mlflow run`'s run: never resumed by a trial
-    led = ledger_mod.open_parent(sweep, uri, fresh=fresh)
-    if project_run:
-        led.client.set_tag(project_run, "ib_sweeps.sweep_parent_run", led.parent_run_id)
     total = _total(sweep)
-    if led.complete:
-        stream.write(f"{sweep.spec.name}: already complete (parent run {led.parent_run_id}); --fresh runs it again\n")
-        return Outcome(led.parent_run_id, led.experiment_id, total, len(led.finished), 0, total, False, uri)
+    with driver_lock(sweep.spec.name, sweep.invocation, uri):
+        led = ledger_mod.look_up(sweep, uri, fresh=fresh)
+        if led.complete:
+            stream.write(
+                f"{sweep.spec.name}: already complete (parent run {led.parent_run_id}); --fresh runs it again\n"
+            )
+            _link_project_run(led, project_run, "FINISHED")
+            return Outcome(led.parent_run_id, led.experiment_id, total, len(led.finished), 0, total, False, uri)
+        previous = signal.getsignal(signal.SIGTERM)
+        try:
+            _start_ray(address)
+            _check_resources(sweep)
+        except BaseException:
+            _shutdown_ray()
+            signal.signal(signal.SIGTERM, previous)
+            raise
+        return _run_parent(sweep, led, uri, project_run, max_concurrent, fresh, progress, stream, total, previous)
+
+
+def _run_parent(sweep, led, uri, project_run, max_concurrent, fresh, progress, stream, total, previous) -> Outcome:
+    try:
+        ledger_mod.open_parent(sweep, led, fresh=fresh)
+    except BaseException:
+        signal.signal(signal.SIGTERM, previous)
+        _shutdown_ray()
+        raise
     if led.resumed:
         stream.write(
             f"{sweep.spec.name}: resuming parent run {led.parent_run_id}: {len(led.finished)} trials already "
             f"finished, {led.stale} left RUNNING marked KILLED\n"
         )
+    elif led.stale:
+        stream.write(f"{sweep.spec.name}: {led.stale} runs of a dead driver's earlier invocation marked KILLED\n")
     storage = tempfile.mkdtemp(prefix="ib-sweeps-ray-")
     interrupted, results, status = False, None, "FAILED"  # FAILED unless the fit returns or is interrupted
-    previous = signal.getsignal(signal.SIGTERM)
     try:
-        results = _fit(sweep, led, uri, address, max_concurrent, storage, progress, stream, total)
+        results = _fit(sweep, led, uri, max_concurrent, storage, progress, stream, total)
         status = "FAILED" if results.num_errors else "FINISHED"
     except KeyboardInterrupt:
         interrupted, status = True, "KILLED"
@@ -191,10 +213,39 @@ def run_sweep(
         signal.signal(signal.SIGTERM, previous)
         _shutdown_ray()
         shutil.rmtree(storage, ignore_errors=True)
-        counts = ledger_mod.finish(led, status)
+        # A trial still RUNNING after a normal end had its worker die under it (Ray reports it as an error).
+        reason = ledger_mod.INTERRUPTED if interrupted or results is None else WORKER_DIED
+        counts = ledger_mod.finish(led, status, reason)
+        _link_project_run(led, project_run, status)
     failed = results.num_errors if results is not None else 0
     skipped = sum(1 for r in results if r.metrics and r.metrics.get("skipped")) if results is not None else 0
     return Outcome(led.parent_run_id, led.experiment_id, total, counts["FINISHED"], failed, skipped, interrupted, uri)
+
+
+WORKER_DIED = (
+    "the trial's worker process died while it ran (killed, or out of memory); the same sweep command reruns it"
+)
+
+
+def _link_project_run(led, project_run: str | None, status: str) -> None:
+    """``mlflow run``'s own run: tagged with the sweep's parent, ended and deleted, so no stray run is left.
+
+    The sweep's results live in the sweep's experiment under its parent run;
+    the wrapper run ``mlflow run`` made (usually in ``Default``) holds nothing.
+    It is soft-deleted (``mlflow gc`` purges it; the UI can restore it) and
+    the parent run records its id (tag ``ib_sweeps.mlflow_project_run``).
+    """
+    if not project_run:
+        return
+    client = led.client
+    client.set_tag(project_run, "ib_sweeps.sweep_parent_run", led.parent_run_id or "")
+    client.set_tag(project_run, "mlflow.note.content", f"ib-sweeps sweep; results under parent run {led.parent_run_id}")
+    if led.parent_run_id:
+        client.set_tag(led.parent_run_id, "ib_sweeps.mlflow_project_run", project_run)
+    if client.get_run(project_run).info.experiment_id == led.experiment_id:
+        return  # in the sweep's own experiment (mlflow run --experiment-name): kept beside its parent
+    client.set_terminated(project_run, "FINISHED" if status == "FINISHED" else "FAILED")
+    client.delete_run(project_run)
 
 
 def _raise_interrupt(signum, frame):
@@ -217,17 +268,19 @@ def _use_cluster_token() -> None:
         os.environ["RAY_AUTH_MODE"] = "token"
 
 
-def _fit(sweep, led, uri, address, max_concurrent, storage, progress, stream, total):
+def _start_ray(address: str | None) -> None:
+    """Join ``address`` (or ``$RAY_ADDRESS``), else start a private local Ray bound to 127.0.0.1 only."""
     import logging
 
     os.environ.update({k: v for k, v in RAY_ENV.items() if k not in os.environ})
     address = address or os.environ.get("RAY_ADDRESS") or "local"
-    if address != "local":
+    if address == "local":
+        # Ray's own switch for a machine that is not part of a cluster: every server it starts listens on
+        # loopback only (without it, GCS, raylet and workers listen on all interfaces). Read at Ray's import.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    else:
         _use_cluster_token()  # before Ray is imported: it reads its auth mode then
     import ray
-    from ray import tune
-
-    from ib_sweeps.sweep.progress import make_callback
 
     ray.init(
         address=address,
@@ -239,7 +292,13 @@ def _fit(sweep, led, uri, address, max_concurrent, storage, progress, stream, to
     signal.signal(signal.SIGTERM, _raise_interrupt)  # after ray.init, which installs its own handler
     for noisy in ("ray.tune", "ray.air", "ray.train"):  # trial errors are reported by the progress callback
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
-    _check_resources(sweep)
+
+
+def _fit(sweep, led, uri, max_concurrent, storage, progress, stream, total):
+    from ray import tune
+
+    from ib_sweeps.sweep.progress import make_callback
+
     spec = sweep.spec
     # A search draws new configs each time, so only grids skip finished trials on resume.
     finished = frozenset(led.finished) if spec.search is None else frozenset()
