@@ -174,3 +174,19 @@ def test_analysis_counts_one_finished_run_per_trial_and_warns(tracking_uri):
         warnings.simplefilter("ignore", DuplicateTrials)
         trace = load_trace("dup", tracking_uri)
     assert trace.groupby("seed")["run_id"].nunique().to_dict() == {0: 1, 1: 1}
+
+
+def test_one_query_read_of_stored_steps_equals_the_public_api(tracking_uri):
+    """The direct read of the SQLite ``metrics`` table agrees with ``get_metric_history`` (fails if MLflow changes)."""
+    client, rid = _run(tracking_uri)
+    log = tracking.RunLogger(client, rid)
+    log.metrics(_steps(1200))
+    log.metrics([(7, {"loss/train": 2.0})])  # a second value at one step: held twice, both ways
+    log.wait()
+    fast = tracking.stored_steps(tracking_uri, rid)
+    for key in ("loss/train", "ixt/binning/layer_1"):
+        assert sorted(fast[key]) == sorted(m.step for m in client.get_metric_history(rid, key))
+    assert len(fast["loss/train"]) == 1201
+    assert tracking.stored_steps("http://127.0.0.1:1", rid) is None
+    with_uri = tracking.RunLogger(client, rid, tracking_uri, sent=log.sent)
+    assert with_uri.missing() == tracking.RunLogger(client, rid, sent=log.sent).missing() != {}
