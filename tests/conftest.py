@@ -3,7 +3,8 @@ import os
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "reference")
+# Reference data vendored into the repository (tests/data/README.md says where it comes from).
+DATA = os.path.join(os.path.dirname(__file__), "data")
 
 
 @pytest.fixture(scope="session")

@@ -3,12 +3,12 @@ import os
 
 import numpy as np
 import pytest
-from conftest import SHARED
+from conftest import DATA
 
 from ib_sweeps import config, data
 from ib_sweeps.data import tishby12
 
-# SHA-256 of the reference labels y[0].tobytes() (uint8), from shared/reference/README.md.
+# SHA-256 of the reference labels y[0].tobytes() (uint8), as published with them (tests/data/README.md).
 REFERENCE_LABELS_SHA256 = "77732f16f85e91b49d3997196b56163b3bd362d8cf631468a8de3f986e88359f"
 
 
@@ -35,13 +35,18 @@ def test_vertices_are_a_unit_icosahedron():
     assert np.allclose(nearest, nearest[0, 0])
 
 
-@pytest.mark.skipif(not os.path.exists(os.path.join(SHARED, "var_u.mat")), reason="shared/reference absent")
 def test_matches_var_u_mat():
     from scipy.io import loadmat
 
-    m = loadmat(os.path.join(SHARED, "var_u.mat"))
+    m = loadmat(os.path.join(DATA, "var_u.mat"))
     assert (m["F"] == tishby12.patterns()).all()
     assert (m["y"][0] == tishby12.labels()).all()
+
+
+def test_vertices_match_the_reference_table():
+    table = np.loadtxt(os.path.join(DATA, "tishby12_vertices.csv"), delimiter=",", skiprows=1)
+    assert (table[:, 0] == np.arange(12)).all()
+    assert np.allclose(tishby12.VERTICES, table[:, 1:], atol=1e-15)
 
 
 def _load(**kw):
