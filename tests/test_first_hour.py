@@ -250,10 +250,11 @@ def test_final_lines_say_how_to_open_the_parent_run():
 
     text = where_to_look("acts", "a" * 32, "7", "sqlite:////data/my store/mlflow.db")
     assert "mlflow ui --backend-store-uri 'sqlite:////data/my store/mlflow.db'" in text
-    assert f"http://127.0.0.1:5000/#/experiments/7/runs/{'a' * 32}" in text
+    assert "then open http://127.0.0.1:5000/#/experiments/7?workflowType=machine_learning" in text
+    assert f"http://127.0.0.1:5000/#/experiments/7/runs/{'a' * 32}?workflowType=machine_learning" in text
     assert "ib-sweeps report acts --invocation aaaaaaaa --tracking-uri" in text
     http = where_to_look("acts", "b" * 32, "2", "http://h:5000/")
-    assert f"open http://h:5000/#/experiments/2/runs/{'b' * 32}" in http
+    assert f"parent run: http://h:5000/#/experiments/2/runs/{'b' * 32}?workflowType=machine_learning" in http
 
 
 def test_start_up_noise_is_recognised_and_real_errors_are_kept():
@@ -305,8 +306,8 @@ def test_mlflow_run_prints_progress_and_where_to_look(tmp_path):
            "-P", "sweep=smoke", "-P", "profile=quick", "-P", "set=train.epochs=3 seeds=1"]  # fmt: skip
     proc = subprocess.run(cmd, cwd=tmp_path, env={**env, "MLFLOW_TRACKING_URI": uri}, capture_output=True,
                           text=True, timeout=600)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
     assert "smoke: 0/2 done" in proc.stderr and "smoke: 2/2 done" in proc.stderr, proc.stderr[-3000:]
-    assert "sweep smoke: 2/2 trials FINISHED" in proc.stdout
-    assert f"mlflow ui --backend-store-uri {uri}" in proc.stdout and "#/experiments/" in proc.stdout
+    assert "sweep smoke: 2/2 trials FINISHED" in proc.stdout, proc.stdout + proc.stderr[-3000:]
+    assert f"mlflow ui --backend-store-uri {uri}" in proc.stdout and "workflowType=machine_learning" in proc.stdout
     assert "cuInit" not in proc.stderr + proc.stdout
+    assert proc.returncode == 0, proc.stderr[-3000:]

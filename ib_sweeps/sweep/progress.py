@@ -124,19 +124,27 @@ def make_callback(name: str, total: int, stream=None, enabled: bool = True):
 
 
 def where_to_look(name: str, parent_run_id: str, experiment_id: str, tracking_uri: str) -> str:
-    """Lines saying how to open a sweep invocation: the MLflow UI command and page, and its report command."""
+    """Lines saying how to open a sweep invocation: the MLflow UI command, its pages, and its report command.
+
+    The pages carry ``workflowType=machine_learning``: MLflow 3.17's UI picks
+    its "GenAI" or "Model training" view from that (or the browser's last
+    choice, GenAI at first), not from the experiment's ``mlflow.experimentKind``
+    tag, so without it a first visit lands on an empty GenAI overview.
+    """
     import shlex
 
     from ib_sweeps import tracking
 
-    page = f"#/experiments/{experiment_id}/runs/{parent_run_id}"
     if tracking_uri.startswith(("http://", "https://")):
-        ui = f"open {tracking_uri.rstrip('/')}/{page}"
+        start, base = "", tracking_uri.rstrip("/")
     else:
-        ui = f"mlflow ui --backend-store-uri {shlex.quote(tracking_uri)}, then open http://127.0.0.1:5000/{page}"
+        start, base = f"mlflow ui --backend-store-uri {shlex.quote(tracking_uri)}, then open ", "http://127.0.0.1:5000"
+    runs = f"{base}/#/experiments/{experiment_id}?workflowType=machine_learning"
+    parent = f"{base}/#/experiments/{experiment_id}/runs/{parent_run_id}?workflowType=machine_learning"
     uri = "" if tracking_uri == tracking.resolve_tracking_uri(None) else f" --tracking-uri {shlex.quote(tracking_uri)}"
     return (
-        f"  look at it: {ui}\n"
-        f"  (experiment {name!r}, id {experiment_id}; parent run {parent_run_id} holds the trials as children)\n"
+        f"  look at it: {start}{runs}\n"
+        f"              (experiment {name!r}: its trials, to group by an axis; Chart view for I(X;T) and compression)\n"
+        f"  parent run: {parent}\n"
         f"  report:     ib-sweeps report {shlex.quote(name)} --invocation {parent_run_id[:8]}{uri}"
     )
