@@ -8,7 +8,7 @@ An estimator is a frozen pydantic model: its fields are its parameters
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -33,11 +33,54 @@ class Estimator(BaseModel):
     # Name under which a trial logs this estimator's metrics (ixt/<label>/<layer>); defaults to ``method``.
     label: Label | None = None
     reducer: Literal["concat", "mean"] = "concat"
+    # On a noisy network, measure from repeated noisy passes of each input (``samples_per_input`` of them,
+    # :meth:`network_planes`) instead of one noisy draw of the activity.
+    uses_noisy_samples: ClassVar[bool] = False
 
     @property
     def key(self) -> str:
         """Metric-key segment: ``label`` if given, else ``method``."""
         return self.label or self.method
+
+    @property
+    def samples_per_input(self) -> int:
+        """Noisy passes of each measured input this estimator asks of a noisy network (0: none)."""
+        return 0
+
+    @classmethod
+    def from_network(cls, raw: dict, model) -> dict:
+        """This estimator's raw config ``raw`` completed from the raw ``model`` section (default: as it is)."""
+        return raw
+
+    def check_network(self, model, where: str) -> None:
+        """Raise ValueError if this estimator cannot measure a network of ``model`` (a validated model config).
+
+        ``where``: the config key of this estimator (``estimators[0]``), to start the message with.
+        Default: any network will do.
+        """
+
+    def network_planes(self, samples, labels) -> np.ndarray:
+        """(n_layers, 2) (I(X;T), I(Y;T)) in bits from a noisy network's samples (``uses_noisy_samples``)."""
+        raise NotImplementedError(f"{self.method} measures one activity per input; it takes no noisy samples")
+
+    def entropy(self, samples) -> float:
+        """Entropy in bits of ``samples`` (n, d), where the estimator defines one."""
+        raise NotImplementedError(
+            f"estimator {self.method!r} does not estimate the entropy of samples; it supports: {self._supports()}"
+        )
+
+    def mutual_information(self, a, b) -> float:
+        """I(A;B) in bits of paired samples ``a`` (n, d_a) and ``b`` (n, d_b), where the estimator defines one."""
+        raise NotImplementedError(
+            f"estimator {self.method!r} does not estimate the mutual information of paired samples; "
+            f"it supports: {self._supports()}"
+        )
+
+    def _supports(self) -> str:
+        base = Estimator.__dict__
+        names = ["information_plane", "pooled_information_plane"]
+        names += [n for n in ("entropy", "mutual_information") if getattr(type(self), n) is not base[n]]
+        return ", ".join(names)
 
     def information_plane(self, activity, labels) -> tuple[float, float]:
         """(I(X;T), I(Y;T)) in bits for one layer.

@@ -53,7 +53,7 @@ Measured (one core): 4096 x 10 units, n_mc = 10: ~0.6 s, Monte Carlo std
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
@@ -143,6 +143,36 @@ class NoisySP(Estimator):
     # In a trial: noisy passes of each measured input through the network, the samples of S | X = x_i of
     # layers past the first (:meth:`network_planes`); the array-level methods take the samples they are given.
     n_cond: int = Field(default=8, ge=1, le=MAX_SAMPLES, strict=True)
+    uses_noisy_samples: ClassVar[bool] = True
+
+    @property
+    def samples_per_input(self) -> int:
+        return self.n_cond
+
+    @classmethod
+    def from_network(cls, raw: dict, model) -> dict:
+        """Without ``sigma``, on a noisy network: measure through the network's own noise (``model.noise_std``)."""
+        std = model.get("noise_std") if isinstance(model, dict) else None
+        if type(std) not in (int, float) or std <= 0 or "sigma" in raw:
+            return raw
+        return {**raw, "sigma": float(std)}
+
+    def check_network(self, model, where: str) -> None:
+        """Needs a noisy network, and ``sigma`` equal to its noise."""
+        given = model.noise_std
+        std = given or 0.0
+        if not std:
+            raise ValueError(
+                f"{where} (noisy_sp): needs a noisy network, but model.noise_std is "
+                f"{'absent' if given is None else given}; "
+                "allowed: model.noise_std > 0 (Goldfeld et al. 2019: it measures through the network's own "
+                "noise), or another estimator for a deterministic network (kde_upper adds noise of its own)"
+            )
+        if self.sigma != std:
+            raise ValueError(
+                f"{where}.sigma: got {self.sigma}, but model.noise_std is {std}; allowed: equal, or "
+                "leave sigma out (it is then taken from model.noise_std)"
+            )
 
     def _run(self, centres, classes, n_cond: int) -> tuple[float, float, float]:
         rng = np.random.default_rng(self.seed)

@@ -51,6 +51,15 @@ class PlugIn(Estimator):
 
     method: Literal["plugin"] = "plugin"
 
+    def check_network(self, model, where: str) -> None:
+        """Exact only for a quantized network (``model.quantize_levels``)."""
+        if model.quantize_levels is None:
+            raise ValueError(
+                f"{where} (plugin): exact only for a quantized network, but model.quantize_levels is "
+                "absent (every input would be its own state: I(X;T) = H(X)); allowed: set model.quantize_levels, "
+                "or an estimator for continuous activity (binning, ...)"
+            )
+
     def _planes(self, activities, labels) -> np.ndarray:
         """(n_layers, 2) (I(X;T), I(Y;T)) in bits of validated 2-D activities."""
         y = discrete.dense_ids(labels)

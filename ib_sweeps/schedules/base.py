@@ -32,6 +32,10 @@ class Plan:
 
     needs_snapshots = False  # whether backtracking needs the weights of unmeasured epochs
     max_gap = None  # largest step between scheduled epochs (None: unbounded)
+    # Set by plans that backtrack (needs_snapshots): ``close(p, q) -> bool`` says two points (2, n_layers)
+    # need no epoch between them; ``budget`` (a ``delta.Budget``) counts the measurements left.
+    close = None
+    budget = None
 
     def next(self) -> int | None:
         raise NotImplementedError
@@ -56,7 +60,26 @@ class FixedPlan(Plan):
 
 
 class Schedule(BaseModel):
+    """Base class of all schedules. Subclasses set ``kind: Literal[name]`` and implement ``_grid`` or ``plan``.
+
+    The hooks below have the defaults of a fixed grid; a schedule that needs
+    more of the trial (an estimator to follow, epochs it names, snapshot
+    memory) overrides them, so the trial asks every schedule the same way.
+    """
+
     model_config = FROZEN
+
+    def primary_estimator(self) -> str | None:
+        """Label of the estimator whose estimates drive the schedule; None: the first, or none needed."""
+        return None
+
+    def listed_epochs(self) -> tuple[int, ...]:
+        """Epochs the config names one by one (each must be <= train.epochs); () for a computed grid."""
+        return ()
+
+    def snapshot_limit_mb(self) -> float | None:
+        """Megabytes of weight snapshots a plan may keep to backtrack over a gap; None: it keeps none."""
+        return None
 
     def plan(self, n_epochs: int, h_x: float = 1.0, h_y: float = 1.0) -> Plan:
         """Start a plan for a run of ``n_epochs`` (H(X), H(Y) in bits scale distances)."""

@@ -127,6 +127,9 @@ class _Delta(Schedule):
     primary: str | None = None  # estimator label whose estimates drive the distance (default: the first)
     max_evaluations: int | None = Field(default=None, ge=2, le=MAX_EPOCHS + 1, strict=True)
 
+    def primary_estimator(self) -> str | None:
+        return self.primary
+
     def max_measurements(self, n_epochs):
         return min(n_epochs + 1, self.max_evaluations or n_epochs + 1)
 
@@ -152,6 +155,9 @@ class DeltaExact(_Delta):
     kind: Literal["delta_exact"] = "delta_exact"
     shrink_after_backtrack: bool = False
     snapshot_mb: PositiveFloat = 256.0
+
+    def snapshot_limit_mb(self) -> float | None:
+        return self.snapshot_mb
 
     def plan(self, n_epochs, h_x=1.0, h_y=1.0):
         return self._plan(n_epochs, h_x, h_y, backtrack=True, shrink=self.shrink_after_backtrack)

@@ -116,6 +116,9 @@ class Explicit(Schedule):
     kind: Literal["list"] = "list"
     epochs_: tuple[Annotated[int, Field(ge=0, le=MAX_EPOCHS, strict=True)], ...] = Field(alias="epochs", min_length=1)
 
+    def listed_epochs(self) -> tuple[int, ...]:
+        return self.epochs_
+
     def max_measurements(self, n_epochs):
         return min(n_epochs + 1, len(self.epochs_) + 2)
 
