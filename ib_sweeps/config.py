@@ -24,7 +24,6 @@ from pydantic import (
     BaseModel,
     Discriminator,
     Field,
-    PlainSerializer,
     PlainValidator,
     Tag,
     ValidationError,
@@ -36,20 +35,16 @@ from ib_sweeps.analysis.claims import CLAIMS
 from ib_sweeps.pooled import PooledConfig
 from ib_sweeps.types import (
     FROZEN,
-    MAX_LAYERS,
-    MAX_WIDTH,
     EpochCount,
     Float,
     Int,
     PositiveFloat,
-    PositiveInt,
     Seed,
     Str,
 )
 
 OPTIMIZERS = ("sgd", "adam", "adadelta")
 MAX_ESTIMATORS = 100
-Width = Annotated[int, Field(strict=True, gt=0, le=MAX_WIDTH)]  # units of a dense layer, filters of a convolution
 
 
 class ConfigError(ValueError):
@@ -68,25 +63,6 @@ def _choice(allowed, what: str):
         raise ValueError(f"unknown {what} {v!r}; allowed: {', '.join(allowed)}")
 
     return PlainValidator(check)
-
-
-def _activation(v):
-    names = [v] if isinstance(v, str) else v
-    if isinstance(names, list | tuple) and names and all(isinstance(n, str) for n in names):
-        bad = [n for n in names if n not in models.ACTIVATIONS]
-        if not bad:
-            return v if isinstance(v, str) else tuple(v)
-    raise ValueError(
-        f"got {v!r}; allowed: one of {', '.join(models.ACTIVATIONS)}, or a list of them (one per hidden layer)"
-    )
-
-
-# One activation name, or one per layer (a list is kept as a tuple and written back as a list).
-Activation = Annotated[
-    str | tuple[str, ...],
-    PlainValidator(_activation),
-    PlainSerializer(lambda v: v if isinstance(v, str) else list(v)),
-]
 
 
 def _batch_size(v):
@@ -183,84 +159,9 @@ class DataConfig(BaseModel):
         return self
 
 
-class ModelConfig(BaseModel):
-    """MLP hidden widths, activation(s) and weight initialisation (``kind: mlp``, the default; not dumped)."""
-
-    model_config = FROZEN
-    kind: Literal["mlp"] = "mlp"
-    hidden: Annotated[tuple[Width, ...], Field(min_length=1, max_length=MAX_LAYERS)] = (10, 7, 5, 4, 3)
-    activation: Activation = "tanh"
-    init: Literal["truncated_normal", "keras_default"] = "truncated_normal"
-    init_std: PositiveFloat | None = None
-    # Goldfeld et al. (2019): N(0, noise_std^2) added to every hidden layer's output, in training and
-    # measurement (0 or absent: deterministic). Absent keys are not dumped, so hashes stay as they were.
-    noise_std: Annotated[Float, Field(ge=0)] | None = None
-    # Every hidden unit's output rounded to one of k levels over its (bounded) activation's range.
-    quantize_levels: Annotated[Int, Field(ge=2)] | None = None
-
-    @model_validator(mode="after")
-    def _noise_and_levels(self):
-        if self.quantize_levels is not None:
-            unbounded = sorted(set(models.layer_activations(self)) - set(models.BOUNDED_RANGES))
-            if unbounded:
-                raise ValueError(
-                    f"quantize_levels: got {self.quantize_levels} with model.activation {unbounded}; allowed only "
-                    f"with bounded activations ({', '.join(models.BOUNDED_RANGES)}), whose range is cut into the levels"
-                )
-            if self.noise_std:
-                raise ValueError(
-                    f"quantize_levels: got {self.quantize_levels} with model.noise_std {self.noise_std}; allowed: "
-                    "one of them (a quantized network is deterministic and discrete, a noisy one continuous)"
-                )
-        return self
-
-    @model_validator(mode="after")
-    def _per_layer(self):
-        if not isinstance(self.activation, str) and len(self.activation) != len(self.hidden):
-            raise ValueError(
-                f"activation: lists {len(self.activation)} activations but model.hidden has "
-                f"{len(self.hidden)} layers; allowed: one name, or one per hidden layer"
-            )
-        if self.init_std is not None and self.init != "truncated_normal":
-            raise ValueError(f"init_std: only used with init: truncated_normal, not {self.init!r}")
-        return self
-
-
-class CNNConfig(BaseModel):
-    """A small CNN (``kind: cnn``): convolutions, one max-pooling layer, dense layers, softmax output.
-
-    ``conv``: filters of each Conv2D (``kernel`` x ``kernel``, stride 1, "valid");
-    ``pool``: the max-pooling window and stride (null: no pooling layer);
-    ``dense``: widths of the Dense layers after flattening (may be empty).
-    Defaults: the Keras MNIST example without dropout, as in the 2019 CNN
-    information-bottleneck report (32, 64 filters 3x3, pool 2, Dense 128, ReLU,
-    Glorot uniform). Needs a data set of images (``Dataset.input_shape`` (h, w, c)).
-    """
-
-    model_config = FROZEN
-    kind: Literal["cnn"]
-    conv: Annotated[tuple[Width, ...], Field(min_length=1, max_length=MAX_LAYERS)] = (32, 64)
-    kernel: PositiveInt = 3
-    pool: Annotated[Int, Field(ge=2)] | None = 2
-    dense: Annotated[tuple[Width, ...], Field(max_length=MAX_LAYERS)] = (128,)
-    activation: Activation = "relu"
-    init: Literal["truncated_normal", "keras_default"] = "keras_default"
-    init_std: PositiveFloat | None = None
-
-    @model_validator(mode="after")
-    def _per_layer(self):
-        n = len(self.conv) + len(self.dense)
-        if not isinstance(self.activation, str) and len(self.activation) != n:
-            raise ValueError(
-                f"activation: lists {len(self.activation)} activations but the CNN has {n} layers with one "
-                f"({len(self.conv)} conv + {len(self.dense)} dense); allowed: one name, or one per conv and dense layer"
-            )
-        if self.init_std is not None and self.init != "truncated_normal":
-            raise ValueError(f"init_std: only used with init: truncated_normal, not {self.init!r}")
-        return self
-
-
-MODELS = {"mlp": ModelConfig, "cnn": CNNConfig}
+# Each model kind's config class lives with the kind (:mod:`ib_sweeps.models`).
+ModelConfig, CNNConfig = models.ModelConfig, models.CNNConfig
+MODELS = models.CONFIGS
 ModelSpec = _tagged(MODELS, "kind", default="mlp")
 
 
@@ -307,16 +208,15 @@ class TrialConfig(BaseModel):
 
     @model_validator(mode="after")
     def _cross_checks(self):
-        if self.model.kind == "cnn":
-            _check_cnn_fits(self.model, self.data.name)
+        models.of(self.model).check_data(self.model, self.data.name)
         keys = [e.key for e in self.estimators]
         dup = sorted({k for k in keys if keys.count(k) > 1})
         if dup:
             raise ValueError(f"estimators: metric keys {dup} repeat; give each estimator a distinct 'label'")
-        primary = getattr(self.schedule, "primary", None)
+        primary = self.schedule.primary_estimator()
         if primary is not None and primary not in keys:
             raise ValueError(f"schedule: primary {primary!r} is not an estimator; allowed: {', '.join(keys)}")
-        late = [e for e in getattr(self.schedule, "epochs_", ()) if e > self.train.epochs]
+        late = [e for e in self.schedule.listed_epochs() if e > self.train.epochs]
         if late:
             raise ValueError(f"schedule: epochs {late} are beyond train.epochs = {self.train.epochs}")
         if self.pooled is not None:
@@ -340,44 +240,27 @@ class TrialConfig(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _sigma_from_the_network(cls, raw):
-        """``noisy_sp`` without ``sigma`` on a noisy network measures through the network's noise: fill it in."""
+    def _estimators_from_the_network(cls, raw):
+        """Estimator parameters taken from the network (``noisy_sp`` without ``sigma``: the network's noise)."""
         model, ests = (raw.get("model"), raw.get("estimators")) if isinstance(raw, dict) else (None, None)
-        std = model.get("noise_std") if isinstance(model, dict) else None
-        if type(std) not in (int, float) or std <= 0 or not isinstance(ests, list | tuple):
+        if not isinstance(ests, list | tuple):
             return raw
-        fill = [isinstance(e, dict) and e.get("method") == "noisy_sp" and "sigma" not in e for e in ests]
-        return {**raw, "estimators": [{**e, "sigma": float(std)} if f else e for e, f in zip(ests, fill, strict=True)]}
+        methods = [e.get("method", "binning") if isinstance(e, dict) else None for e in ests]
+        classes = [estimators.REGISTRY.get(m) if isinstance(m, str) else None for m in methods]
+        filled = [c.from_network(e, model) if c else e for e, c in zip(ests, classes, strict=True)]
+        return {**raw, "estimators": filled} if any(a is not b for a, b in zip(filled, ests, strict=True)) else raw
 
     @model_validator(mode="after")
     def _estimators_fit_the_network(self):
-        """``noisy_sp`` needs a noisy network and its noise; ``plugin`` is exact only for a quantized network."""
-        given = getattr(self.model, "noise_std", None)
-        std = given or 0.0
+        """What each estimator needs of the network (``noisy_sp``: noise; ``plugin``: quantized activity)."""
         for i, est in enumerate(self.estimators):
-            if est.method == "noisy_sp" and not std:
-                raise ValueError(
-                    f"estimators[{i}] (noisy_sp): needs a noisy network, but model.noise_std is "
-                    f"{'absent' if given is None else given}; "
-                    "allowed: model.noise_std > 0 (Goldfeld et al. 2019: it measures through the network's own "
-                    "noise), or another estimator for a deterministic network (kde_upper adds noise of its own)"
-                )
-            if est.method == "noisy_sp" and est.sigma != std:
-                raise ValueError(
-                    f"estimators[{i}].sigma: got {est.sigma}, but model.noise_std is {std}; allowed: equal, or "
-                    "leave sigma out (it is then taken from model.noise_std)"
-                )
-            if est.method == "plugin" and getattr(self.model, "quantize_levels", None) is None:
-                raise ValueError(
-                    f"estimators[{i}] (plugin): exact only for a quantized network, but model.quantize_levels is "
-                    "absent (every input would be its own state: I(X;T) = H(X)); allowed: set model.quantize_levels, "
-                    "or an estimator for continuous activity (binning, ...)"
-                )
+            est.check_network(self.model, f"estimators[{i}]")
         pooled = [self.estimators[i] for i in self.pooled_estimators()]
-        pooled_sp = [e.key for e in pooled if e.method == "noisy_sp"]
-        if std and pooled_sp:
+        sampled = [e for e in pooled if e.uses_noisy_samples]
+        if self.model.noise_std and sampled:
             raise ValueError(
-                f"pooled: estimators {pooled_sp} (noisy_sp) would pool one noisy draw per epoch and add the noise "
+                f"pooled: estimators {[e.key for e in sampled]} ({', '.join(sorted({e.method for e in sampled}))}) "
+                "would pool one noisy draw per epoch and add the noise "
                 "again; allowed: list the other estimators in pooled.estimators"
             )
         return self
@@ -391,26 +274,8 @@ class TrialConfig(BaseModel):
 
     def primary_estimator(self) -> int:
         """Index of the estimator whose estimates drive an adaptive schedule (default: the first)."""
-        primary = getattr(self.schedule, "primary", None)
+        primary = self.schedule.primary_estimator()
         return [e.key for e in self.estimators].index(primary) if primary else 0
-
-
-def _check_cnn_fits(model: CNNConfig, name: str) -> None:
-    """A CNN needs images, large enough to survive its convolutions and pooling."""
-    shape = data.DATASETS[name].input_shape
-    if shape is None or len(shape) != 3:
-        images = ", ".join(n for n, s in data.DATASETS.items() if s.input_shape and len(s.input_shape) == 3)
-        raise ValueError(
-            f"model: kind 'cnn' needs images (height, width, channels), but data set {name!r} has inputs of shape "
-            f"{shape}; allowed: kind mlp, or a data set of images ({images})"
-        )
-    sizes = models.cnn_shapes(model, shape)
-    if min(min(s) for s in sizes) < 1:
-        raise ValueError(
-            f"model: conv {list(model.conv)} with kernel {model.kernel} and pool {model.pool} shrink the "
-            f"{shape[0]}x{shape[1]} images of {name} to nothing (activity shapes {sizes}); allowed: fewer or "
-            "smaller convolutions, a smaller pool, or pool: null"
-        )
 
 
 # Examples of a data set whose count is known only once its files are read (MNIST, Fashion-MNIST: 60 000 + 10 000).
@@ -444,17 +309,18 @@ def footprint(cfg: TrialConfig) -> dict[str, int]:
     shape, n_classes = data.DATASETS[cfg.data.name].input_shape or (1,), 2
     n_params = models.count_params(cfg.model, shape, n_classes)
     floats = models.activity_floats(cfg.model, shape, n_classes)
-    n_layers = models.n_hidden(cfg.model) + 1 + (getattr(cfg.model, "pool", None) is not None)
+    n_layers = models.n_layers(cfg.model)
     rows = measured_inputs(cfg.data)
-    kept = 1 + (cfg.pooled.window if cfg.pooled else 0) + max(getattr(e, "n_cond", 0) for e in cfg.estimators)
+    kept = 1 + (cfg.pooled.window if cfg.pooled else 0) + max(e.samples_per_input for e in cfg.estimators)
     n_train = measured_inputs(cfg.data.model_copy(update={"measure_on": "train", "measure_size": None}))
     batch = n_train if cfg.train.batch_size == "full" else min(cfg.train.batch_size, n_train)
     epochs = cfg.train.epochs + 1
     per_epoch = 48 + (20 * n_layers if cfg.train.gradient_stats else 0)
     measured = cfg.schedule.max_measurements(cfg.train.epochs) * len(cfg.estimators) * n_layers * 16
     snapshots = 0
-    if hasattr(cfg.schedule, "snapshot_mb"):  # delta_exact: as trial._snapshot_capacity
-        capacity = max(1, min(cfg.train.epochs, int(cfg.schedule.snapshot_mb * 2**20 // (4 * n_params))))
+    limit = cfg.schedule.snapshot_limit_mb()
+    if limit is not None:  # delta_exact: as trial._snapshot_capacity
+        capacity = max(1, min(cfg.train.epochs, int(limit * 2**20 // (4 * n_params))))
         snapshots = (capacity + 1) * 4 * n_params
     slots = {"sgd": 1 if cfg.train.momentum else 0}.get(cfg.train.optimizer, 2)
     return {
@@ -478,7 +344,7 @@ def _check_memory(cfg: TrialConfig) -> None:
     need = sum(parts.values())
     if total is None or need <= total:
         return
-    model_key = "model.conv" if cfg.model.kind == "cnn" else "model.hidden"
+    model_key = models.of(cfg.model).width_key
     keys = {"activity": model_key, "trace": "train.epochs", "snapshots": "schedule.snapshot_mb", "weights": model_key}
     names = {"activity": "activity", "trace": "trace", "snapshots": "weight snapshots", "weights": "weights"}
     biggest = max(parts, key=parts.get)
@@ -590,7 +456,8 @@ def to_dict(cfg: TrialConfig) -> dict:
         exclude["model"] = {"kind"}
     if cfg.pooled is None:
         exclude["pooled"] = True
-    absent = {k for k in ("noise_std", "quantize_levels") if getattr(cfg.model, k, None) is None}
+    declared = {"noise_std": cfg.model.noise_std, "quantize_levels": cfg.model.quantize_levels}
+    absent = {k for k, v in declared.items() if v is None}
     exclude["model"] = exclude.get("model", set()) | absent  # left out when absent: hashes stay as they were
     return cfg.model_dump(mode="json", by_alias=True, exclude=exclude)
 
