@@ -103,8 +103,8 @@ def hidden_output(model_cfg):
     next layer takes t; s is what noisy_sp's samples are. None when neither is
     set, so the graph of a plain network is exactly what it was.
     """
-    levels = getattr(model_cfg, "quantize_levels", None)
-    std = getattr(model_cfg, "noise_std", None) or 0.0
+    levels = model_cfg.quantize_levels
+    std = model_cfg.noise_std or 0.0
     if levels is None and not std:
         return None
     acts = models.layer_activations(model_cfg)
@@ -272,8 +272,9 @@ def build_core(
     layers = models.build(model_cfg, data.input_shape, data.n_classes, init_seed)
     shape = models.input_shape(model_cfg, data.input_shape)
     per_input = 4 * models.activity_floats(model_cfg, data.input_shape, data.n_classes)
-    eval_rows = max(1, EVAL_BYTES // per_input) if model_cfg.kind == "cnn" else None
-    jit = model_cfg.kind != "cnn" if jit is None else jit
+    kind = models.of(model_cfg)
+    eval_rows = max(1, EVAL_BYTES // per_input) if kind.chunked_eval else None
+    jit = kind.jit if jit is None else jit
     variables = [v for layer in layers for v in layer.trainable_variables]
     opt = make_optimizer(train_cfg)
     opt.build(variables)
@@ -287,13 +288,13 @@ def build_core(
     epoch = tf.Variable(0, dtype=tf.int32, trainable=False)
     history = tf.Variable(tf.zeros([train_cfg.epochs + 1, 4]), trainable=False)
     stats = train_cfg.gradient_stats
-    hidden_out, noisy, nseed = hidden_output(model_cfg), bool(getattr(model_cfg, "noise_std", None)), noise_seed(seed)
+    hidden_out, noisy, nseed = hidden_output(model_cfg), bool(model_cfg.noise_std), noise_seed(seed)
 
     def key_of(stream, *path, at=None):
         """The noise key of ``stream`` at epoch ``at`` (default: the live epoch); None for a noiseless network."""
         return noise_key(nseed, stream, epoch if at is None else at, *path) if noisy else None
 
-    cuts = np.cumsum([0, *getattr(model_cfg, "hidden", ())])  # each hidden layer's columns of the noise
+    cuts = np.cumsum([0, *kind.noise_widths(model_cfg)])  # each hidden layer's columns of the noise
 
     def noise(key, x):
         """Standard normal draws (rows of x, all hidden units) for one forward pass; None without a key."""

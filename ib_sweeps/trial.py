@@ -51,7 +51,7 @@ def measure(estimators, activities, labels, samples=None) -> tuple[np.ndarray, n
     drawn: dict[int, list] = {}
 
     def planes(est):
-        if samples is None or est.method != "noisy_sp":
+        if samples is None or not est.uses_noisy_samples:
             return est.information_planes(activities, labels)
         if est.n_cond not in drawn:
             drawn[est.n_cond] = samples(est.n_cond)
@@ -133,7 +133,7 @@ def _snapshot_capacity(cfg, dataset, plan) -> int:
     from ib_sweeps import models
 
     n_params = models.count_params(cfg.model, dataset.input_shape, dataset.n_classes)
-    by_memory = int(cfg.schedule.snapshot_mb * 2**20 // (4 * n_params))
+    by_memory = int(cfg.schedule.snapshot_limit_mb() * 2**20 // (4 * n_params))
     return max(1, min(cfg.train.epochs, by_memory))
 
 
