@@ -3,7 +3,7 @@
 import pytest
 
 from ib_sweeps import config, yamlio
-from ib_sweeps.cli import load_config, split_assignments
+from ib_sweeps.cli import load_config, presets, split_assignments
 
 BAD = [
     ({"epochs": 10}, "unknown key 'epochs'; allowed keys: seed, data, model, train, schedule, estimators"),
@@ -151,6 +151,13 @@ def test_presets_validate(name):
     assert name in presets()
     cfg = load_config(name, ["seed=1"])
     assert cfg.model.hidden == (10, 7, 5, 4, 3) and cfg.seed == 1
+
+
+@pytest.mark.parametrize("name", presets())
+def test_every_preset_validates_and_round_trips(name):
+    assert len(presets()) >= 5
+    cfg = load_config(name, [])
+    assert config.validate(config.to_dict(cfg)) == cfg
 
 
 def test_preset_conventions():

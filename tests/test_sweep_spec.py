@@ -1,30 +1,15 @@
 """Sweep files: shipped sweeps are valid; bad files fail before Ray starts with clear messages."""
 
 import textwrap
+from pathlib import Path
 
 import pytest
 
 from ib_sweeps import config, sweep
 from ib_sweeps.cli import main
 
-SHIPPED = [
-    "activations",
-    "architecture",
-    "as_if_random",
-    "batch_size",
-    "bin_count",
-    "cnn",
-    "dataset",
-    "estimators",
-    "full_batch",
-    "noise_variance",
-    "noisy",
-    "quantized",
-    "search_compression",
-    "smoke",
-    "snr",
-    "training_size",
-]
+# Every sweep file the project ships (the repository's own sweeps/, not ./sweeps or $IB_SWEEPS_DIR).
+SHIPPED = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "sweeps").glob("*.yaml"))
 
 GOOD = """
 name: t
@@ -45,6 +30,11 @@ def write(tmp_path, text, name="s.yaml"):
     path = tmp_path / name
     path.write_text(textwrap.dedent(text))
     return str(path)
+
+
+def test_shipped_sweeps_are_found():
+    assert len(SHIPPED) >= 17 and {"mnist", "smoke", "cnn"} <= set(SHIPPED)
+    assert set(SHIPPED) <= set(sweep.names())
 
 
 @pytest.mark.parametrize("name", SHIPPED)
