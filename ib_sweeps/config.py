@@ -31,7 +31,7 @@ from pydantic import (
 )
 
 from ib_sweeps import data, estimators, models, schedules
-from ib_sweeps.analysis.claims import CLAIMS
+from ib_sweeps.claims import CLAIMS
 from ib_sweeps.pooled import PooledConfig
 from ib_sweeps.types import (
     FROZEN,

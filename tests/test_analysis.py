@@ -348,10 +348,10 @@ def test_verdict_cases(store, sweep, claim, verdict):
 
 
 def test_cases_cover_every_claim_kind_and_verdict():
-    """Conformance over the claim registry: each kind has an evaluator and a case for each verdict."""
-    from ib_sweeps.analysis.verdicts import EVALUATORS
-
-    assert set(EVALUATORS) == set(analysis.CLAIMS)
+    """Conformance over the claim registry: each kind has its own rule and a case for each verdict."""
+    for kind, cls in analysis.CLAIMS.items():
+        assert cls.model_fields["kind"].annotation.__args__ == (kind,)
+        assert not cls.__abstractmethods__, f"{kind} lacks {sorted(cls.__abstractmethods__)}"
     verdicts = ("supported", "refuted", "inconclusive")
     assert {(c["kind"], v) for _, c, v in CASES} == {(k, v) for k in analysis.CLAIMS for v in verdicts}
 

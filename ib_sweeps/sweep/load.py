@@ -27,8 +27,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from ib_sweeps import config, data, yamlio
-from ib_sweeps.analysis import claims
+from ib_sweeps import claims, config, data, yamlio
 from ib_sweeps.sweep import summary
 from ib_sweeps.sweep.spec import SEED_AXIS, SweepSpec
 

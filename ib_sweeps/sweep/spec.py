@@ -5,7 +5,7 @@ A sweep file (``sweeps/<name>.yaml``) holds ``name``, ``description``, ``base``
 values) or ``search`` (distributions for Optuna), ``seeds`` (a count or a list:
 an explicit grid axis), ``resources`` per trial, named ``profiles`` (dotted
 overrides of the sweep file; ``quick`` is required), ``claims`` (validated
-here, see :mod:`ib_sweeps.analysis.claims`; judged by the analysis), ``max_failures``, ``max_concurrent``
+here, see :mod:`ib_sweeps.claims`; judged by the analysis), ``max_failures``, ``max_concurrent``
 and ``max_trials``. Unknown keys are errors, as in trial configs.
 
 Size: a sweep may expand to at most ``max_trials`` trials (default
@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints, ValidationInfo, model_validator
 
-from ib_sweeps.analysis.claims import Claim
+from ib_sweeps.claims import Claim
 from ib_sweeps.types import FROZEN, Float, Int, PositiveInt, Seed, Str
 
 Name = Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
