@@ -178,7 +178,7 @@ def test_mlflow_run_main_entry_point_runs_a_sweep(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     client, (parent,), children = runs(uri, "smoke")
     project = client.get_experiment_by_name("project").experiment_id
-    assert client.search_runs([project]) == []  # nothing stray left beside the sweep's experiment
+    _wait_for(lambda: client.search_runs([project]) == [], timeout=60)  # nothing stray is left once mlflow ends
     (project_run,) = client.search_runs([project], run_view_type=ViewType.ALL)
     assert project_run.info.lifecycle_stage == "deleted" and project_run.info.status == "FINISHED"
     assert project_run.data.tags["ib_sweeps.sweep_parent_run"] == parent.info.run_id

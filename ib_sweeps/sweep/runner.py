@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from ib_sweeps import tracking
 from ib_sweeps.sweep import ledger as ledger_mod
+from ib_sweeps.sweep import project_run as project_run_mod
 from ib_sweeps.sweep.load import Sweep
 from ib_sweeps.sweep.lock import driver_lock
 from ib_sweeps.sweep.summary import trial_summary
@@ -174,7 +175,7 @@ def run_sweep(
             stream.write(
                 f"{sweep.spec.name}: already complete (parent run {led.parent_run_id}); --fresh runs it again\n"
             )
-            _link_project_run(led, project_run, "FINISHED")
+            _link_project_run(led, project_run)
             return Outcome(led.parent_run_id, led.experiment_id, total, len(led.finished), 0, total, False, uri)
         previous = signal.getsignal(signal.SIGTERM)
         try:
@@ -216,7 +217,7 @@ def _run_parent(sweep, led, uri, project_run, max_concurrent, fresh, progress, s
         # A trial still RUNNING after a normal end had its worker die under it (Ray reports it as an error).
         reason = ledger_mod.INTERRUPTED if interrupted or results is None else WORKER_DIED
         counts = ledger_mod.finish(led, status, reason)
-        _link_project_run(led, project_run, status)
+        _link_project_run(led, project_run)
     failed = results.num_errors if results is not None else 0
     skipped = sum(1 for r in results if r.metrics and r.metrics.get("skipped")) if results is not None else 0
     return Outcome(led.parent_run_id, led.experiment_id, total, counts["FINISHED"], failed, skipped, interrupted, uri)
@@ -227,25 +228,9 @@ WORKER_DIED = (
 )
 
 
-def _link_project_run(led, project_run: str | None, status: str) -> None:
-    """``mlflow run``'s own run: tagged with the sweep's parent, ended and deleted, so no stray run is left.
-
-    The sweep's results live in the sweep's experiment under its parent run;
-    the wrapper run ``mlflow run`` made (usually in ``Default``) holds nothing.
-    It is soft-deleted (``mlflow gc`` purges it; the UI can restore it) and
-    the parent run records its id (tag ``ib_sweeps.mlflow_project_run``).
-    """
-    if not project_run:
-        return
-    client = led.client
-    client.set_tag(project_run, "ib_sweeps.sweep_parent_run", led.parent_run_id or "")
-    client.set_tag(project_run, "mlflow.note.content", f"ib-sweeps sweep; results under parent run {led.parent_run_id}")
-    if led.parent_run_id:
-        client.set_tag(led.parent_run_id, "ib_sweeps.mlflow_project_run", project_run)
-    if client.get_run(project_run).info.experiment_id == led.experiment_id:
-        return  # in the sweep's own experiment (mlflow run --experiment-name): kept beside its parent
-    client.set_terminated(project_run, "FINISHED" if status == "FINISHED" else "FAILED")
-    client.delete_run(project_run)
+def _link_project_run(led, project_run: str | None) -> None:
+    """``mlflow run``'s own run: linked to the sweep's parent, removed once MLflow ends it (:mod:`project_run`)."""
+    project_run_mod.link(led.client, led.uri, project_run, led.parent_run_id, led.experiment_id)
 
 
 def _raise_interrupt(signum, frame):
