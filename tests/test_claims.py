@@ -1,0 +1,133 @@
+"""The claim registry (ib_sweeps/claims/): a kind is one file and one registry line.
+
+A toy kind registered here goes through the same validation (schema, axes and
+estimators of the sweep) and the same driver as the shipped kinds; every
+registered kind is judged inconclusive, with a reason and a title, when no
+trial matches it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import pandas as pd
+import pytest
+from pydantic import ValidationError
+
+from ib_sweeps import claims
+from ib_sweeps.claims.base import INCONCLUSIVE, REFUTED, SUPPORTED, BaseClaim, fmt
+from ib_sweeps.types import PositiveFloat
+
+
+class AtLeast(BaseClaim):
+    """Toy kind: the median compression of the layers is at least ``bits``."""
+
+    kind: Literal["at_least"]
+    bits: PositiveFloat
+
+    def statement(self, estimator: str) -> str:
+        return f"{self.layers_text()} compresses by at least {self.bits:g} bits{self.where_text()} ({estimator})"
+
+    def judge_layer(self, table, ref, default):
+        sub = self.rows(table, ref, self.estimator or default)
+        if sub.empty:
+            return {"verdict": INCONCLUSIVE, "median": float("nan")}, []
+        median = float(sub["compression"].median())
+        return {"verdict": SUPPORTED if median >= self.bits else REFUTED, "median": median}, sub["run_id"]
+
+    def reason(self, details):
+        return "; ".join(f"{d['layer']}: median {fmt(d['median'])} bits" for d in details)
+
+
+def _table(compression: dict[str, list[float]]) -> pd.DataFrame:
+    """A compression table: 2 layers (last hidden, output) x the seeds of each activation, two estimators."""
+    rows = []
+    for act, values in compression.items():
+        for seed, c in enumerate(values):
+            for est in ("binning", "kde_upper"):
+                for layer, out in (("layer_1", False), ("layer_2", True)):
+                    rows.append({
+                        "run_id": f"{act}-{seed}", "estimator": est, "layer": layer, "is_output": out,
+                        "is_last_hidden": not out, "model.activation": act, "condition": act, "seed": seed,
+                        "compression": c if not out else 0.0, "compresses": c > 0.3 and not out,
+                        "onset_epoch": 100.0, "loss_kink_epoch": 120.0, "snr_drop_epoch": float("nan"),
+                    })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture
+def toy(monkeypatch):
+    monkeypatch.setitem(claims.CLAIMS, "at_least", AtLeast)  # the one registry line
+
+
+def test_a_new_kind_validates_and_is_judged(toy):
+    raw = [
+        {"kind": "at_least", "bits": 0.5, "where": {"model.activation": "tanh"}},
+        {"kind": "at_least", "bits": 0.5, "where": {"model.activation": "relu"}, "name": "relu compresses"},
+        {"kind": "compresses", "where": {"model.activation": "tanh"}},
+    ]
+    parsed = claims.parse(raw)
+    assert [type(c) for c in parsed] == [AtLeast, AtLeast, claims.CLAIMS["compresses"]]
+    axes = {"model.activation": ["tanh", "relu"]}
+    assert claims.problems(parsed, axes, {"binning"}) == []
+
+    table = _table({"tanh": [1.0, 0.8, 0.9], "relu": [0.0, 0.1, 0.0]})
+    seen = []
+    verdicts = claims.judge(parsed, lambda th: seen.append(th) or table, "binning")
+    assert [v.verdict for v in verdicts] == [SUPPORTED, REFUTED, "inconclusive"]  # 3 seeds cannot decide
+    first = verdicts[0]
+    assert first.index == 0 and first.kind == "at_least"
+    assert first.title == "last_hidden compresses by at least 0.5 bits where activation=tanh (binning)"
+    assert first.reason == "last_hidden: median 0.90 bits"
+    assert first.trials == ["tanh-0", "tanh-1", "tanh-2"]
+    assert first.numbers == {"layer": "last_hidden", "verdict": SUPPORTED, "median": 0.9}
+    assert first.claim == {"kind": "at_least", "bits": 0.5, "where": {"model.activation": "tanh"}}
+    assert verdicts[1].title == "relu compresses"
+    assert seen[0] == (0.1, 0.05)  # a kind without thresholds of its own is judged on the default table
+
+
+def test_a_new_kind_is_refused_like_any_other(toy):
+    with pytest.raises(ValidationError, match="bits"):
+        claims.parse([{"kind": "at_least"}])
+    with pytest.raises(ValidationError, match="extra"):
+        claims.parse([{"kind": "at_least", "bits": 1, "tolerance": 2}])
+    with pytest.raises(ValidationError, match="'at_least'"):  # the error lists it among the valid kinds
+        claims.parse([{"kind": "at_most", "bits": 1}])
+    parsed = claims.parse([{"kind": "at_least", "bits": 1, "where": {"model.width": 3}, "estimator": "ksg"}])
+    assert claims.problems(parsed, {"model.activation": ["tanh"]}, {"binning"}) == [
+        ("claims[0].where.model.width", "not an axis of this sweep; allowed: model.activation"),
+        ("claims[0].estimator", "'ksg' is not measured by this sweep; allowed: ['binning']"),
+    ]
+
+
+def test_a_kind_is_unknown_until_registered():
+    with pytest.raises(ValidationError, match="does not match any of the expected tags"):
+        claims.parse([{"kind": "at_least", "bits": 1}])
+
+
+# The fewest fields each registered kind needs; a new kind adds itself here (the test below checks that).
+MINIMAL = {
+    "compresses": {},
+    "does_not_compress": {},
+    "depends_on": {"axis": "model.activation"},
+    "stable_across": {"axis": "model.activation", "tolerance_bits": 0.1},
+    "transition_coincides": {"within_epochs": 100},
+    "estimator_agreement": {"estimators": ["binning", "kde_upper"]},
+}
+
+
+@pytest.mark.parametrize("kind", list(claims.CLAIMS))
+def test_every_kind_is_inconclusive_without_matching_trials(kind):
+    assert set(MINIMAL) == set(claims.CLAIMS), "add the new kind's fewest fields to MINIMAL"
+    claim = claims.parse([{"kind": kind, "where": {"model.activation": "tanh"}} | MINIMAL[kind]])[0]
+    table = _table({"relu": [0.0, 0.1], "sigmoid": [0.5, 0.6]})  # no tanh trial
+    (verdict,) = claims.judge([claim], lambda th: table, "binning")
+    assert verdict.verdict == INCONCLUSIVE and verdict.trials == []
+    assert verdict.reason and verdict.title and verdict.kind == kind
+    assert verdict.to_dict()["claim"]["kind"] == kind
+
+
+def test_the_old_import_path_still_works():
+    from ib_sweeps.analysis import claims as old
+
+    assert old.CLAIMS is claims.CLAIMS and old.Claim is claims.Claim and "compresses" in old.__doc__
