@@ -1,4 +1,7 @@
-"""Confidence intervals (Wilson, Welch, bootstrap): they live with the claims that use them, :mod:`ib_sweeps.claims.intervals`."""  # noqa: E501
+"""Confidence intervals (Wilson, Welch, bootstrap), kept here for compatibility.
+
+They live with the claims that use them: :mod:`ib_sweeps.claims.intervals`.
+"""
 
 from ib_sweeps.claims.intervals import bootstrap_mean, welch, wilson
 

@@ -50,7 +50,7 @@ CLAIMS: dict[str, type[BaseClaim]] = {
 
 def union(registry: dict[str, type[BaseClaim]]):
     """The pydantic type of one claim of ``registry``, told apart by its ``kind``."""
-    return Annotated[Union[tuple(registry.values())], Field(discriminator="kind")]  # noqa: UP007
+    return Annotated[Union[tuple(registry.values())], Field(discriminator="kind")]  # type: ignore[misc]  # noqa: UP007
 
 
 Claim = union(CLAIMS)  # what a sweep file's ``claims:`` items validate against
@@ -59,7 +59,7 @@ Claim = union(CLAIMS)  # what a sweep file's ``claims:`` items validate against
 def parse(claims: list) -> list[BaseClaim]:
     """Claims (dicts as in a sweep file, or validated claims) validated against the current :data:`CLAIMS`."""
     items = [c if isinstance(c, dict) else c.model_dump(by_alias=True) for c in claims]
-    return TypeAdapter(list[union(CLAIMS)]).validate_python(items)
+    return TypeAdapter(list[union(CLAIMS)]).validate_python(items)  # type: ignore[misc]
 
 
 def title(claim: BaseClaim, default_estimator: str | None = None) -> str:
@@ -81,10 +81,11 @@ def problems(claims, axes: dict[str, list | None], estimators: set[str]) -> list
         if axis is not None and axis not in axes:
             out.append((f"{at}.axis", f"{axis!r} is not an axis of this sweep; allowed: {names}"))
         for key, value in claim.where.items():
+            values = axes.get(key)
             if key not in axes:
                 out.append((f"{at}.where.{key}", f"not an axis of this sweep; allowed: {names}"))
-            elif axes[key] is not None and value not in axes[key]:
-                out.append((f"{at}.where.{key}", f"got {value!r}; allowed: one of the axis's values {axes[key]}"))
+            elif values is not None and value not in values:
+                out.append((f"{at}.where.{key}", f"got {value!r}; allowed: one of the axis's values {values}"))
         for est in claim.estimators():
             if est is not None and est not in estimators:
                 message = f"{est!r} is not measured by this sweep; allowed: {sorted(estimators)}"

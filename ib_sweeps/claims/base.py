@@ -23,7 +23,7 @@ import math
 from abc import abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field, StringConstraints
@@ -38,7 +38,7 @@ Fraction = Annotated[Float, Field(gt=0, le=1)]
 Level = Annotated[Float, Field(gt=0, lt=1)]
 # Per-trial statistics a claim may compare (columns of the compression table; bits unless stated).
 STATISTICS = ("compression", "compression_rel", "ixt_peak", "ixt_final", "iyt_final", "iyt_peak", "fitting_epochs")
-Statistic = Literal[STATISTICS]
+Statistic = Literal[STATISTICS]  # type: ignore[valid-type]
 # (threshold_bits, threshold_rel) of the compression table a claim without its own thresholds is judged on.
 DEFAULT_THRESHOLDS = (0.1, 0.05)
 
@@ -76,13 +76,16 @@ class BaseClaim(BaseModel):
     layers: Annotated[list[LayerRef], Field(min_length=1)] = ["last_hidden"]
     estimator: Str | None = None  # None: the sweep's first estimator
     estimator_key: ClassVar[str] = "estimator"  # the key an unmeasured estimator is reported under
+    if TYPE_CHECKING:
+        kind: str  # each kind declares ``kind: Literal["<name>"]``, the union's tag
 
     def estimators(self) -> list[str | None]:
         return [self.estimator]
 
     def axes(self) -> list[str]:
         """Sweep axes this claim names (checked against the sweep)."""
-        return list(self.where) + ([self.axis] if getattr(self, "axis", None) else [])
+        axis = getattr(self, "axis", None)
+        return list(self.where) + ([axis] if axis else [])
 
     def thresholds(self) -> tuple[float, float]:
         """(threshold_bits, threshold_rel) of the compression table this claim is judged on."""
@@ -106,7 +109,8 @@ class BaseClaim(BaseModel):
 
     def evaluate(self, table, default: str) -> Verdict:
         """The verdict on a compression table; ``default``: the estimator when the claim names none."""
-        details, trials = [], set()
+        details: list[dict] = []
+        trials: set[str] = set()
         for ref in self.layers:
             detail, ids = self.judge_layer(table, ref, default)
             details.append({"layer": ref} | detail)

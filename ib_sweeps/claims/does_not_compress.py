@@ -11,7 +11,7 @@ from ib_sweeps.claims.compresses import Compresses
 
 
 class DoesNotCompress(Compresses):
-    kind: Literal["does_not_compress"]
+    kind: Literal["does_not_compress"]  # type: ignore[assignment]
     compressing: ClassVar[bool] = False
 
     def statement(self, estimator: str) -> str:

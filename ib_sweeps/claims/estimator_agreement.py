@@ -43,7 +43,7 @@ class EstimatorAgreement(BaseClaim):
 
     def statement(self, estimator: str) -> str:
         return (
-            f"{' and '.join(self.estimators())} rank {self.axis or 'condition'} alike by {self.statistic} "
+            f"{' and '.join(self.estimators_)} rank {self.axis or 'condition'} alike by {self.statistic} "
             f"of {self.layers_text()}{self.where_text()}"
         )
 
