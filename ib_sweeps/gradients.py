@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import numpy as np
 
-KEYS = ("mean_norm", "std_norm", "snr")
+from ib_sweeps import records
+
+KEYS = records.GRAD_STATS  # mean_norm, std_norm, snr
 
 
 def with_snr(norms: np.ndarray) -> np.ndarray:
@@ -45,7 +47,7 @@ def metrics(layers, row: np.ndarray) -> dict[str, float]:
     Layers without weights (a CNN's pooling layer: all NaN) are left out.
     """
     return {
-        f"grad/{key}/{layer}": float(row[j, k])
+        records.grad(key, layer): float(row[j, k])
         for j, layer in enumerate(layers)
         if not np.isnan(row[j]).all()
         for k, key in enumerate(KEYS)

@@ -91,6 +91,6 @@ def measure(estimators, windows: list[list[np.ndarray]], labels) -> tuple[np.nda
 
 def metrics(keys, layers, ixt, iyt) -> dict[str, float]:
     """Flat metric dict ``pooled/ixt/<estimator>/<layer>`` and ``pooled/iyt/...`` of one window."""
-    from ib_sweeps.trace import plane_metrics
+    from ib_sweeps import records
 
-    return plane_metrics(keys, layers, ixt, iyt, prefix="pooled/")
+    return records.plane_metrics(keys, layers, ixt, iyt, pooled=True)

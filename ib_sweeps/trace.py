@@ -2,13 +2,19 @@
 
 Saved as ``trace.npz`` (numpy, no pickles) with these arrays:
 
+* ``format_version`` int: the file's format (:data:`ib_sweeps.records.TRACE_FORMAT`, now 2).
+  Files without it (format 1, written before it existed) are read too; they
+  may lack ``reasons``, the ``pooled_*`` and the ``grad*`` arrays, read as
+  every epoch ``scheduled``, no pooled estimates, no gradient statistics.
+  A newer format, or a file lacking an array its format requires, is refused.
 * ``epochs`` int (m,): measured epochs, increasing; 0 is the untrained network.
 * ``reasons`` str (m,): why each epoch was measured: ``scheduled`` or ``backtracked``.
 * ``ixt``, ``iyt`` float (m, n_estimators, n_layers): I(X;T), I(Y;T) in bits.
 * ``estimators``, ``layers`` str: metric-key names of the estimators and layers.
 * ``history`` float (n_epochs + 1, 4): per-epoch loss and accuracy, columns
-  ``history_keys`` (``loss/train``, ``accuracy/train``, ``loss/test``,
-  ``accuracy/test``); row e is epoch e. Rows after a divergence are NaN.
+  ``history_keys`` (:data:`ib_sweeps.records.HISTORY`: ``loss/train``,
+  ``accuracy/train``, ``loss/test``, ``accuracy/test``); row e is epoch e.
+  Rows after a divergence are NaN.
 * ``h_x``, ``h_y`` float: H(X) and H(Y) in bits of the measured inputs.
 * ``pooled_window`` int (0: none), ``pooled_estimators`` str, ``pooled_epochs``
   int (p,): pooled ("as-if-random") estimates over windows of that many epochs,
@@ -29,17 +35,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ib_sweeps import gradients
+from ib_sweeps import records
 
 
-def plane_metrics(keys, layers, ixt, iyt, prefix: str = "") -> dict[str, float]:
-    """Flat metric dict ``<prefix>ixt/<estimator>/<layer>`` and ``<prefix>iyt/...`` (bits) of one measurement."""
-    out = {}
-    for i, key in enumerate(keys):
-        for j, layer in enumerate(layers):
-            out[f"{prefix}ixt/{key}/{layer}"] = ixt[i, j]
-            out[f"{prefix}iyt/{key}/{layer}"] = iyt[i, j]
-    return out
+def plane_metrics(keys, layers, ixt, iyt) -> dict[str, float]:
+    """Flat metric dict ``ixt/<estimator>/<layer>``, ``iyt/...`` (bits) of one measurement (records.plane_metrics)."""
+    return records.plane_metrics(keys, layers, ixt, iyt)
 
 
 @dataclass
@@ -92,6 +93,7 @@ class Trace:
         shape = (0, len(self.estimators), len(self.layers))
         pooled_shape = (0, len(self.pooled_estimators), len(self.layers))
         return {
+            "format_version": np.int64(records.TRACE_FORMAT),
             "epochs": np.asarray(t.epochs, dtype=np.int64),
             "reasons": np.asarray(t.reasons, dtype=str),
             "ixt": np.stack(t.ixt) if t.ixt else np.zeros(shape),
@@ -107,8 +109,8 @@ class Trace:
             "pooled_epochs": np.asarray(self.pooled_epochs, dtype=np.int64),
             "pooled_ixt": np.stack(self.pooled_ixt) if self.pooled_ixt else np.zeros(pooled_shape),
             "pooled_iyt": np.stack(self.pooled_iyt) if self.pooled_iyt else np.zeros(pooled_shape),
-            "grad_keys": np.asarray(gradients.KEYS, dtype=str),
-            "grad": self.grad if self.grad is not None else np.zeros((0, len(self.layers), len(gradients.KEYS))),
+            "grad_keys": np.asarray(records.GRAD_STATS, dtype=str),
+            "grad": self.grad if self.grad is not None else np.zeros((0, len(self.layers), len(records.GRAD_STATS))),
         }
 
     def save(self, path: str | Path) -> Path:
@@ -117,8 +119,18 @@ class Trace:
 
 
 def load(path: str | Path) -> Trace:
-    """Read a ``trace.npz`` written by :meth:`Trace.save`."""
+    """Read a ``trace.npz`` written by :meth:`Trace.save`, of the current format or an older one (module docstring)."""
     with np.load(path, allow_pickle=False) as z:
+        version = int(z["format_version"]) if "format_version" in z else 1
+        try:
+            required = records.trace_arrays(version)
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}; a newer ib-sweeps wrote it") from None
+        missing = [name for name in required if name not in z]
+        if missing:
+            raise ValueError(f"{path}: not a trace.npz of format {version}: lacks {', '.join(missing)}")
+        if "grad_keys" in z and z["grad"].size and tuple(z["grad_keys"].tolist()) != records.GRAD_STATS:
+            raise ValueError(f"{path}: gradient statistics {z['grad_keys'].tolist()}; expected {records.GRAD_STATS}")
         return Trace(
             estimators=z["estimators"].tolist(),
             layers=z["layers"].tolist(),
@@ -129,14 +141,14 @@ def load(path: str | Path) -> Trace:
             epochs=z["epochs"].tolist(),
             ixt=list(z["ixt"]),
             iyt=list(z["iyt"]),
-            reasons=z["reasons"].tolist() if "reasons" in z else ["scheduled"] * len(z["epochs"]),
+            reasons=z["reasons"].tolist() if "reasons" in z else ["scheduled"] * len(z["epochs"]),  # format 1
             grad=z["grad"] if "grad" in z and z["grad"].size else None,
             **_pooled(z),
         )
 
 
 def _pooled(z) -> dict:
-    if "pooled_window" not in z:  # written before pooled estimates existed
+    if "pooled_window" not in z:  # format 1, written before pooled estimates existed
         return {}
     return {
         "pooled_window": int(z["pooled_window"]),

@@ -22,11 +22,12 @@ Metric key grammar (all information in bits):
 * ``entropy/x``, ``entropy/y``: H(X), H(Y) of the measured inputs (step 0).
 * ``time/train_s``, ``time/estimate_s``, ``time/total_s``: wall time (final);
   ``time/pooled_s``: of the pooled estimates (only with a ``pooled`` section).
+
+Keys and tag names are built and parsed by :mod:`ib_sweeps.records` only.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
@@ -36,6 +37,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ib_sweeps import records
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +122,7 @@ class RunEndedElsewhere(RuntimeError):
     """The run was ended by someone else meanwhile (a resumed sweep marked it KILLED): its status is left alone."""
 
 
-EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}  # MLflow 3's UI: open on runs, not GenAI
+EXPERIMENT_KIND = {records.EXPERIMENT_KIND: "custom_model_development"}  # MLflow 3's UI: open on runs, not GenAI
 SETTLE_TIMEOUT_S = float(os.environ.get("IB_SWEEPS_SETTLE_TIMEOUT_S", "600"))  # outlasts a tracking-server restart
 
 
@@ -328,26 +331,17 @@ class RunLogger:
 def stored_steps(uri: str, run_id: str) -> dict[str, list[int]] | None:
     """Every stored step of every metric of ``run_id``, by key, in one read of a SQLite store (else None).
 
-    Reads MLflow's ``metrics`` table (run_uuid, key, step) directly, read-only:
-    per-key ``get_metric_history`` calls cost ~3 s for a default trial, this
-    ~0.05 s. ``tests/test_store_integrity.py`` checks it against the public API,
-    so a change of MLflow's schema fails loudly there; any error here falls back
-    to the public API (None).
+    Reads MLflow's ``metrics`` table directly, read-only, through
+    :func:`ib_sweeps.store_sql.stored_steps` (the one module that touches
+    MLflow's private schema): per-key ``get_metric_history`` calls cost ~3 s
+    for a default trial, this ~0.05 s. None (the caller uses the public API)
+    on other stores, on any SQLite error and with an MLflow version that
+    module was not tested with.
     """
-    import sqlite3
+    from ib_sweeps import store_sql
 
     path = sqlite_path(uri)
-    if path is None:
-        return None
-    try:
-        with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=30)) as db:
-            rows = db.execute("SELECT key, step FROM metrics WHERE run_uuid = ?", (run_id,)).fetchall()
-    except sqlite3.Error:
-        return None
-    out: dict[str, list[int]] = {}
-    for key, step in rows:
-        out.setdefault(key, []).append(int(step))
-    return out
+    return None if path is None else store_sql.stored_steps(path, run_id)
 
 
 def _lacks(problems: dict[str, str], errors: list) -> str:
@@ -370,7 +364,7 @@ def trial_run(opts: RunOptions, tags: dict[str, str]) -> Iterator[RunLogger]:
     client = open_client(uri)
     all_tags = {**tags, **dict(opts.tags)}
     if opts.parent_run_id:
-        all_tags["mlflow.parentRunId"] = opts.parent_run_id
+        all_tags[records.PARENT_RUN_ID] = opts.parent_run_id
     if opts.run_id:
         run_id = opts.run_id
         client.log_batch(run_id, tags=[RunTag(k, v) for k, v in all_tags.items()])
@@ -400,7 +394,7 @@ def _end_unfinished(logger: RunLogger, err: BaseException) -> None:
     message = f"{type(err).__name__}: {err}"
     try:
         logger.wait()
-        client.set_tag(run_id, "ib_sweeps.error", message[:4000])
+        client.set_tag(run_id, records.ERROR, message[:4000])
         client.log_text(run_id, "".join(traceback.format_exception(err)), "error.txt")
     except Exception as log_err:
         err.add_note(f"(recording the error on run {run_id} also failed: {log_err!r})")

@@ -237,7 +237,7 @@ def test_bulk_sql_read_equals_per_key_reads_and_is_cached(store, monkeypatch, la
     nan_trial.iyt["binning", "layer_1"][[3, 7]] = np.nan  # MLflow stores NaN as 0 plus a flag
     syn.write_sweep(store, "nan", [nan_trial])
     if labels_on_rows:  # as when a run logs between the count and the value query
-        monkeypatch.setattr(histories, "_agree", lambda counts, rows: False)
+        monkeypatch.setattr("ib_sweeps.store_sql._agree", lambda counts, rows: False)
     for name in ("acts", "nan"):
         src = analysis.locate(name, store)
         client = MlflowClient(src.uri)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ib_sweeps import records
 from ib_sweeps.analysis.tables import GRADIENT, RUN_COLUMNS
 
 TRIAL_KEYS = ("run_id", "estimator", "layer")
@@ -44,9 +45,9 @@ def compression_table(trace, threshold_bits: float = 0.1, threshold_rel: float =
     meta_cols = [c for c in trace.columns if c not in _TRACE_VALUES]
     trace = trace.sort_values([*TRIAL_KEYS, "epoch"], kind="stable")
     meta = trace[meta_cols].to_numpy(dtype=object)
-    epochs_all, ixt_all, iyt_all = (trace[c].to_numpy(float) for c in ("epoch", "ixt", "iyt"))
-    loss_all = trace["loss/train"].to_numpy(float) if "loss/train" in trace else None
-    snr_all = trace["grad/snr"].to_numpy(float) if "grad/snr" in trace else None
+    epochs_all, ixt_all, iyt_all = (trace[c].to_numpy(float) for c in ("epoch", records.IXT, records.IYT))
+    loss_all = trace[records.LOSS_TRAIN].to_numpy(float) if records.LOSS_TRAIN in trace else None
+    snr_all = trace[_SNR].to_numpy(float) if _SNR in trace else None
     rows, kinks = [], {}
     for keys, idx in trace.groupby(list(TRIAL_KEYS), sort=False).indices.items():
         epochs = epochs_all[idx].astype(np.int64)
@@ -63,7 +64,8 @@ def compression_table(trace, threshold_bits: float = 0.1, threshold_rel: float =
     return out
 
 
-_TRACE_VALUES = {"epoch", "ixt", "iyt", "loss/train", "loss/test", "accuracy/train", "accuracy/test", *GRADIENT}
+_SNR = records.grad_column("snr")
+_TRACE_VALUES = {"epoch", *records.PLANE, *records.HISTORY, *GRADIENT}
 
 
 def layer_mask(table, ref: str):

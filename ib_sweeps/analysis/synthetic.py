@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ib_sweeps import tracking
-from ib_sweeps.sweep.ledger import AXES, HASH, INVOCATION, ROLE, SEED, SWEEP
+from ib_sweeps import records, tracking
+from ib_sweeps.records import AXES, INVOCATION, PARENT_RUN_ID, ROLE, ROLE_SWEEP, ROLE_TRIAL, SEED, SWEEP
+from ib_sweeps.records import CONFIG_HASH as HASH
 
 
 @dataclass
@@ -66,7 +67,7 @@ def write_sweep(tracking_uri: str, name: str, trials: list[Trial], spec: dict | 
     client = MlflowClient(uri)
     exp_id = tracking.ensure_experiment(client, name, uri)
     spec = {"name": name, **(spec or {})}
-    tags = {ROLE: "sweep", SWEEP: name, INVOCATION: hashlib.sha256(json.dumps(spec).encode()).hexdigest()[:16]}
+    tags = {ROLE: ROLE_SWEEP, SWEEP: name, INVOCATION: hashlib.sha256(json.dumps(spec).encode()).hexdigest()[:16]}
     parent = client.create_run(exp_id, run_name=f"{name}-synthetic", tags=tags).info.run_id
     client.log_text(parent, yaml.safe_dump(spec, sort_keys=False), "resolved_sweep.yaml")
     now = int(time.time() * 1000)
@@ -74,8 +75,8 @@ def write_sweep(tracking_uri: str, name: str, trials: list[Trial], spec: dict | 
         axes = dict(trial.axes)
         condition = {k: v for k, v in axes.items() if k != "seed"}
         run_tags = {
-            "mlflow.parentRunId": parent,
-            ROLE: "trial",
+            PARENT_RUN_ID: parent,
+            ROLE: ROLE_TRIAL,
             SWEEP: name,
             AXES: json.dumps(axes),
             SEED: str(axes.get("seed", 0)),
@@ -83,10 +84,10 @@ def write_sweep(tracking_uri: str, name: str, trials: list[Trial], spec: dict | 
         }
         rid = client.create_run(exp_id, run_name=",".join(f"{k}={v}" for k, v in axes.items()), tags=run_tags)
         rid = rid.info.run_id
-        series = {f"ixt/{e}/{layer}": v for (e, layer), v in trial.ixt.items()}
-        series |= {f"iyt/{e}/{layer}": v for (e, layer), v in trial.iyt.items()}
+        series = {records.plane(records.IXT, e, layer): v for (e, layer), v in trial.ixt.items()}
+        series |= {records.plane(records.IYT, e, layer): v for (e, layer), v in trial.iyt.items()}
         series |= dict(trial.per_epoch)
-        series |= {f"grad/{s}/{layer}": v for (s, layer), v in trial.grad.items()}
+        series |= {records.grad(s, layer): v for (s, layer), v in trial.grad.items()}
         metrics = [
             Metric(key, float(v), now, int(step))
             for key, values in series.items()

@@ -11,15 +11,15 @@ import json
 
 import numpy as np
 
-from ib_sweeps import gradients
+from ib_sweeps import records
 from ib_sweeps.analysis import histories
 from ib_sweeps.analysis.source import Source, locate
-from ib_sweeps.sweep import summary
-from ib_sweeps.sweep.ledger import AXES, ERROR, HASH, SEED
+from ib_sweeps.records import AXES, ERROR, SEED
+from ib_sweeps.records import CONFIG_HASH as HASH
 
-PLANE = ("ixt", "iyt")
-PER_EPOCH = summary.HISTORY  # loss/train, loss/test, accuracy/train, accuracy/test
-GRADIENT = tuple(f"grad/{k}" for k in gradients.KEYS)  # per layer: grad/<stat>/<layer>
+PLANE = records.PLANE  # ixt, iyt
+PER_EPOCH = records.HISTORY  # loss/train, accuracy/train, loss/test, accuracy/test
+GRADIENT = records.GRAD_COLUMNS  # grad/<stat>, one row per layer (metric keys grad/<stat>/<layer>)
 RUN_COLUMNS = ("run_id", "condition", "seed")
 
 
@@ -63,7 +63,7 @@ def load_runs(sweep: str | Source, tracking_uri: str | None = None, status: str 
         }
         row.update({k: v for k, v in sorted(params.items()) if k not in axes and k not in row})
         row.update(axes)
-        row.update({f"tag.{k}": v for k, v in sorted(tags.items()) if k.startswith("ib_sweeps.")})
+        row.update({f"tag.{k}": v for k, v in sorted(tags.items()) if records.is_own_tag(k)})
         rows.append(row)
     columns = ["run_id", "run_name", "status", "condition", "seed", "config_hash", "error", "start_time", "end_time"]
     return pd.DataFrame(rows, columns=None if rows else columns)
@@ -125,7 +125,7 @@ def load_trace(
     Columns: ``run_id``, ``condition``, ``seed``, the axis columns, ``epoch``,
     ``layer`` (``layer_1`` ... ``layer_L``, the last the softmax output),
     ``layer_index`` (1 ... L), ``n_layers`` (L), ``estimator``, ``ixt``, ``iyt``
-    (bits), the per-epoch ``loss/train``, ``loss/test``, ``accuracy/train``,
+    (bits), the per-epoch ``loss/train``, ``accuracy/train``, ``loss/test``,
     ``accuracy/test`` at that epoch, and where the trial logged gradient
     statistics ``grad/snr``, ``grad/mean_norm``, ``grad/std_norm`` of the layer
     (NaN otherwise). ``pooled=True`` reads the pooled ("as-if-random")
@@ -136,15 +136,18 @@ def load_trace(
 
     src = locate(sweep, tracking_uri)
     runs = load_runs(src, status=status)
-    prefix = "pooled/" if pooled else ""
-    data = _read(src, runs, lambda k: k.startswith((prefix + "ixt/", prefix + "iyt/", "grad/", *PER_EPOCH)))
+    pooled = bool(pooled)
+
+    def keep(key: str) -> bool:
+        return key in PER_EPOCH or (records.parse_plane(key, pooled=pooled) or records.parse_grad(key)) is not None
+
+    data = _read(src, runs, keep)
     plane, grads, epochs = _Long(), _Long(), _Long()
     for (run_id, key), (steps, values) in data.items():
-        parts = key.removeprefix(prefix).split("/")
-        if parts[0] in PLANE and len(parts) == 3 and key.startswith(prefix + parts[0]):
-            plane.add(steps, values, run_id=run_id, q=parts[0], estimator=parts[1], layer=parts[2])
-        elif key.startswith("grad/") and len(parts) == 3:
-            grads.add(steps, values, run_id=run_id, q=f"grad/{parts[1]}", layer=parts[2])
+        if p := records.parse_plane(key, pooled=pooled):
+            plane.add(steps, values, run_id=run_id, q=p.q, estimator=p.estimator, layer=p.layer)
+        elif g := records.parse_grad(key):
+            grads.add(steps, values, run_id=run_id, q=records.grad_column(g.stat), layer=g.layer)
         elif key in PER_EPOCH:
             epochs.add(steps, values, run_id=run_id, q=key)
     plane, grads, epochs = plane.frame(), grads.frame(), epochs.frame()

@@ -25,13 +25,12 @@ import socket
 import time
 from dataclasses import dataclass, field
 
-from ib_sweeps import __version__, tracking
+from ib_sweeps import __version__, records, tracking
+from ib_sweeps.records import AXES, ERROR, HOST, INVOCATION, PID, ROLE, SEED, SWEEP
+from ib_sweeps.records import CONFIG_HASH as HASH
 from ib_sweeps.sweep.load import Sweep
 from ib_sweeps.sweep.lock import SweepBusy  # noqa: F401 (re-exported: the CLI catches ledger.SweepBusy)
 
-ROLE, SWEEP, INVOCATION = "ib_sweeps.role", "ib_sweeps.sweep", "ib_sweeps.invocation"
-HOST, PID, AXES = "ib_sweeps.host", "ib_sweeps.pid", "ib_sweeps.axes"
-HASH, SEED, ERROR = "ib_sweeps.config_hash", "ib_sweeps.seed", "ib_sweeps.error"
 STALE = "left RUNNING by a sweep driver that is gone; marked KILLED on resume"
 INTERRUPTED = "the sweep was interrupted while this trial ran"
 
@@ -57,7 +56,7 @@ def children(client, experiment_id: str, parent_run_id: str) -> list:
     while True:
         page = client.search_runs(
             [experiment_id],
-            filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}'",
+            filter_string=f"tags.`{records.PARENT_RUN_ID}` = '{parent_run_id}'",
             max_results=1000,
             page_token=token,
         )
@@ -84,7 +83,7 @@ def look_up(sweep: Sweep, uri: str, *, fresh: bool = False) -> Ledger:
     exp_id = tracking.ensure_experiment(client, sweep.spec.name, uri)
     latest = client.search_runs(
         [exp_id],
-        filter_string=f"tags.`{ROLE}` = 'sweep' and tags.`{INVOCATION}` = '{sweep.invocation}'",
+        filter_string=f"tags.`{ROLE}` = '{records.ROLE_SWEEP}' and tags.`{INVOCATION}` = '{sweep.invocation}'",
         order_by=["attributes.start_time DESC"],
         max_results=1,
     )
@@ -114,8 +113,8 @@ def open_parent(sweep: Sweep, led: Ledger, *, fresh: bool = False) -> Ledger:
             client.set_tag(previous.info.run_id, key, value)
         led.parent_run_id, led.resumed = previous.info.run_id, True
         return led
-    tags = {ROLE: "sweep", SWEEP: sweep.spec.name, INVOCATION: sweep.invocation, "ib_sweeps.version": __version__}
-    tags["mlflow.note.content"] = sweep.spec.description
+    tags = {ROLE: records.ROLE_SWEEP, SWEEP: sweep.spec.name, INVOCATION: sweep.invocation}
+    tags |= {records.VERSION: __version__, records.NOTE: sweep.spec.description}
     run_name = f"{sweep.spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     rid = client.create_run(led.experiment_id, run_name=run_name, tags=tags | here).info.run_id
     client.log_param(rid, "profile", sweep.profile or "")
@@ -169,7 +168,7 @@ def summary_table(runs):
         row = {"run_id": run.info.run_id, "run_name": run.info.run_name, "status": run.info.status}
         row.update(json.loads(tags.get(AXES, "{}")))
         row["error"] = tags.get(ERROR, "")
-        row.update({k: v for k, v in sorted(metrics.items()) if k.startswith("summary/") or k.endswith("/test")})
+        row.update({k: v for k, v in sorted(metrics.items()) if records.parse_summary(k) or k in records.HISTORY_TEST})
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -178,7 +177,7 @@ def _count_metrics(counts: dict[str, int]):
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
-    return [Metric(f"trials/{k.lower()}", float(v), now, 0) for k, v in counts.items()]
+    return [Metric(records.trials(k), float(v), now, 0) for k, v in counts.items()]
 
 
 def _yaml(tree) -> str:

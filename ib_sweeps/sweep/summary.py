@@ -5,17 +5,20 @@ Keys (information in bits):
 * ``ixt_peak/<estimator>/<layer>``, ``ixt_final/...``, ``iyt_final/...``;
 * ``compression/<estimator>/<layer>``: peak minus final I(X;T) (>= 0);
 * the same with ``last_hidden`` for the last hidden layer (the one before the output);
-* ``loss/train``, ``loss/test``, ``accuracy/train``, ``accuracy/test`` at the last epoch.
+* ``loss/train``, ``accuracy/train``, ``loss/test``, ``accuracy/test`` at the last epoch.
+
+A trial logs each as ``summary/<key>``; the names are built by :mod:`ib_sweeps.records`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ib_sweeps import records
 from ib_sweeps.trace import Trace
 
-STATS = ("ixt_peak", "ixt_final", "iyt_final", "compression")
-HISTORY = ("loss/train", "loss/test", "accuracy/train", "accuracy/test")
+STATS = records.SUMMARY_STATS  # ixt_peak, ixt_final, iyt_final, compression
+HISTORY = records.HISTORY  # loss/train, accuracy/train, loss/test, accuracy/test
 
 
 def trial_summary(trace: Trace) -> dict[str, float]:
@@ -35,9 +38,9 @@ def trial_summary(trace: Trace) -> dict[str, float]:
         for stat, values in stats.items():
             for i, est in enumerate(trace.estimators):
                 for j, layer in enumerate(names):
-                    out[f"{stat}/{est}/{layer}"] = float(values[i, j])
+                    out[records.summary_stat(stat, est, layer)] = float(values[i, j])
                     if layer == hidden:
-                        out[f"{stat}/{est}/last_hidden"] = float(values[i, j])
+                        out[records.summary_stat(stat, est, records.LAST_HIDDEN)] = float(values[i, j])
     rows = trace.history[~np.isnan(trace.history).any(axis=1)]
     if len(rows):
         for key in HISTORY:
@@ -48,5 +51,4 @@ def trial_summary(trace: Trace) -> dict[str, float]:
 
 def is_known_metric(metric: str) -> bool:
     """Whether ``metric`` is one :func:`trial_summary` can produce (for checking a search objective)."""
-    parts = metric.split("/")
-    return metric in HISTORY or (len(parts) == 3 and parts[0] in STATS)
+    return metric in HISTORY or records.parse_summary_stat(metric) is not None
