@@ -35,10 +35,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ib_sweeps import models
+from ib_sweeps import models, records
 
-# Columns of the per-epoch history.
-HISTORY_KEYS = ("loss/train", "accuracy/train", "loss/test", "accuracy/test")
+# Columns of the per-epoch history: loss/train, accuracy/train, loss/test, accuracy/test.
+HISTORY_KEYS = records.HISTORY
 # Most bytes of activity one evaluation pass may hold (CNN layers: ~270 kB per MNIST image).
 EVAL_BYTES = 256 * 2**20
 

@@ -19,11 +19,13 @@ import math
 
 import numpy as np
 
+from ib_sweeps import records
 from ib_sweeps.analysis.intervals import bootstrap_mean
 from ib_sweeps.analysis.stats import layer_mask
 from ib_sweeps.plots import epoch_norm, style
 
 MAX_PANELS = 12
+_SNR = records.grad_column("snr")  # the trace's column of each layer's gradient SNR
 
 
 def _plt():
@@ -147,11 +149,11 @@ def timing(trace, table, estimator: str, layer: str = "last_hidden", order=None)
         r = rows[rows["condition"] == cond]
         for run_id in r["run_id"]:
             g = sub[(sub["run_id"] == run_id) & (sub["layer"] == r.loc[r["run_id"] == run_id, "layer"].iloc[0])]
-            ax.plot(g["epoch"] + 1, g["loss/train"], color="C0", lw=0.8, alpha=0.6)
-            if g["grad/snr"].notna().any():
+            ax.plot(g["epoch"] + 1, g[records.LOSS_TRAIN], color="C0", lw=0.8, alpha=0.6)
+            if g[_SNR].notna().any():
                 twin = getattr(ax, "_snr_twin", None) or ax.twinx()
                 ax._snr_twin = twin
-                twin.plot(g["epoch"] + 1, g["grad/snr"], color="C2", lw=0.8, alpha=0.6)
+                twin.plot(g["epoch"] + 1, g[_SNR], color="C2", lw=0.8, alpha=0.6)
                 twin.set_yscale("log")
                 twin.set_ylabel("gradient SNR", color="C2", fontsize=8)
         for col, label, colour in marks:
