@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ib_sweeps import records
 from ib_sweeps.analysis import figures
 from ib_sweeps.analysis.intervals import bootstrap_mean
 from ib_sweeps.analysis.source import locate
@@ -118,7 +119,7 @@ def write_report(
         client.log_artifact(src.parent_run_id, str(paths[1]), "report")
         client.log_artifact(src.parent_run_id, str(paths[2]), "report")
         for v in verdicts:
-            client.set_tag(src.parent_run_id, f"ib_sweeps.claim.{v.index + 1}", v.verdict)
+            client.set_tag(src.parent_run_id, records.claim_tag(v.index + 1), v.verdict)
     return Report(folder, *paths, verdicts, src.parent_run_id, src.describe())
 
 

@@ -23,7 +23,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from ib_sweeps import tracking
+from ib_sweeps import records, tracking
 from ib_sweeps.sweep.ledger import ROLE, children
 
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -145,7 +145,7 @@ def _invocations(client, experiment_id: str) -> list[Invocation]:
     parents = _all_pages(client, experiment_id, f"tags.`{ROLE}` = 'sweep'")
     counts: dict[str, dict] = {run.info.run_id: {} for run in parents}
     for run in _all_pages(client, experiment_id, f"tags.`{ROLE}` = 'trial'"):
-        per = counts.get(run.data.tags.get("mlflow.parentRunId"))
+        per = counts.get(run.data.tags.get(records.PARENT_RUN_ID))
         if per is not None:
             per[run.info.status] = per.get(run.info.status, 0) + 1
     out = [Invocation(run, counts[run.info.run_id]) for run in parents]

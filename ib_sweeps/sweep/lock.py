@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from ib_sweeps import tracking
+from ib_sweeps import records, tracking
 
 HEARTBEAT_S, EXPIRY_S = 30.0, 300.0
 _PREFIX = ".ib-sweeps-lock"
@@ -115,16 +115,16 @@ def _server_lease(uri: str, name: str, sweep: str) -> Iterator[None]:
 
     client = MlflowClient(uri)
     me = holder()
-    tags = {f"ib_sweeps.lock.{k}": v for k, v in me.items()}
+    tags = {records.lock_tag(k): v for k, v in me.items()}
     for attempt in range(3):
         try:
-            exp_id = client.create_experiment(name, tags={**tags, "ib_sweeps.lock.heartbeat": str(time.time())})
+            exp_id = client.create_experiment(name, tags={**tags, records.lock_tag("heartbeat"): str(time.time())})
             break
         except MlflowException:
             current = client.get_experiment_by_name(name)
             if current is None:  # released (or taken over) meanwhile: try again
                 continue
-            who = {k.removeprefix("ib_sweeps.lock."): v for k, v in current.tags.items()}
+            who = {k.removeprefix(records.lock_tag("")): v for k, v in current.tags.items()}
             alive = _alive(who)
             if alive is None:
                 alive = time.time() - float(who.get("heartbeat", "0")) < EXPIRY_S
@@ -139,7 +139,7 @@ def _server_lease(uri: str, name: str, sweep: str) -> Iterator[None]:
     def beat():
         while not stop.wait(HEARTBEAT_S):
             with contextlib.suppress(Exception):  # a missed beat only ages the lease
-                client.set_experiment_tag(exp_id, "ib_sweeps.lock.heartbeat", str(time.time()))
+                client.set_experiment_tag(exp_id, records.lock_tag("heartbeat"), str(time.time()))
 
     thread = threading.Thread(target=beat, name="ib-sweeps-lease", daemon=True)
     thread.start()

@@ -17,7 +17,9 @@ import subprocess
 import sys
 import time
 
-PARENT_TAG, LINK_TAG = "ib_sweeps.mlflow_project_run", "ib_sweeps.sweep_parent_run"
+from ib_sweeps import records
+
+PARENT_TAG, LINK_TAG = records.MLFLOW_PROJECT_RUN, records.SWEEP_PARENT_RUN
 WAIT_S = 300.0  # how long the detached process waits for `mlflow run` to end its run
 
 
@@ -26,7 +28,7 @@ def link(client, uri: str, project_run: str | None, parent_run_id: str | None, e
     if not project_run:
         return
     client.set_tag(project_run, LINK_TAG, parent_run_id or "")
-    client.set_tag(project_run, "mlflow.note.content", f"ib-sweeps sweep; results under parent run {parent_run_id}")
+    client.set_tag(project_run, records.NOTE, f"ib-sweeps sweep; results under parent run {parent_run_id}")
     if parent_run_id:
         client.set_tag(parent_run_id, PARENT_TAG, project_run)
     if client.get_run(project_run).info.experiment_id == experiment_id:
