@@ -44,6 +44,7 @@ def test_print_config(tmp_path, capsys):
     assert "epochs: 77" in out and "seed: 4" in out
 
 
+@pytest.mark.slow
 def test_mlflow_run_trial_entry_point(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}

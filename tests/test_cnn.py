@@ -145,6 +145,7 @@ def cores(tf_ready):
     return a, b, d
 
 
+@pytest.mark.slow
 def test_activity_of_every_layer_as_the_layers_compute_it(cores):
     a, _, d = cores
     _, acts = a.advance(0)
@@ -164,6 +165,7 @@ def test_activity_of_every_layer_as_the_layers_compute_it(cores):
     assert np.allclose(dense, np.maximum(pool.reshape(300, -1) @ w + b, 0), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_same_seed_same_activity_snapshots_and_chunked_evaluation(cores):
     a, b, _ = cores
     a.advance(0), b.advance(0)
@@ -189,6 +191,7 @@ def _close(x, y) -> bool:
     return x.shape == y.shape and np.allclose(x, y, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_other_seed_other_weights(tf_ready):
     cfg, _ = _dataset()
     w = [[v.numpy() for layer in models.build(cfg.model, (8, 8, 1), 10, s) for v in layer.weights] for s in (1, 2)]
@@ -200,6 +203,7 @@ def test_other_seed_other_weights(tf_ready):
 # --- a trial end to end -----------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("tf_ready")
 def test_trial_logs_concat_and_mean_estimates(tracking_uri):
     from ib_sweeps.trial import run_trial

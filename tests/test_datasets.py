@@ -264,6 +264,7 @@ def test_presets_validate():
 # --- a trial end to end, and the mnist sweep without its file ------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("tf_ready")
 def test_trial_on_a_tiny_mnist_file(tracking_uri, tmp_path):
     from mlflow import MlflowClient

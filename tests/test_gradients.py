@@ -88,6 +88,7 @@ def test_statistics_equal_a_hand_computation_on_the_same_minibatches(batch_size)
     assert (got[1:, :, 1] > 0).all() and np.isfinite(got[1:]).all()
 
 
+@pytest.mark.slow
 def test_compiled_core_matches_the_hand_computation():
     """The XLA core draws the same minibatches and gives the same statistics as eager SGD."""
     d, lr = _tiny(), 0.5
@@ -98,6 +99,7 @@ def test_compiled_core_matches_the_hand_computation():
     assert np.allclose(core.gradient_stats(1, 4), expected, rtol=1e-3, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_full_batch_is_one_plain_gradient_step_per_epoch():
     import tensorflow as tf
 
@@ -151,6 +153,7 @@ def test_switch_is_validated_and_off_means_no_buffer():
         core.gradient_stats(1, 2)
 
 
+@pytest.mark.slow
 def test_statistics_do_not_change_training():
     d = _tiny()
     runs = []
@@ -171,6 +174,7 @@ def _grad_keys(metrics):
     return {k for k in metrics if k.startswith("grad/")}
 
 
+@pytest.mark.slow
 def test_trial_logs_statistics_at_measured_epochs_and_keeps_every_epoch(tracking_uri, tmp_path):
     from ib_sweeps import trace
 
@@ -193,6 +197,7 @@ def test_trial_logs_statistics_at_measured_epochs_and_keeps_every_epoch(tracking
     assert "figures/gradients.png" in figures
 
 
+@pytest.mark.slow
 def test_trial_without_statistics_logs_none(tracking_uri, tmp_path):
     from ib_sweeps import trace
 
@@ -205,6 +210,7 @@ def test_trial_without_statistics_logs_none(tracking_uri, tmp_path):
     assert "figures/gradients.png" not in [f.path for f in client.list_artifacts(result.run_id, "figures")]
 
 
+@pytest.mark.slow
 def test_full_batch_trial_logs_zero_spread_and_nan_snr(tracking_uri):
     cfg = config.validate({**SMALL, "train": {"epochs": 30, "batch_size": "full", "learning_rate": 0.01}})
     result = run_trial(cfg, tracking.RunOptions(tracking_uri=tracking_uri, progress=False))
@@ -213,6 +219,7 @@ def test_full_batch_trial_logs_zero_spread_and_nan_snr(tracking_uri):
     assert np.isnan(metrics["grad/snr/layer_1"])
 
 
+@pytest.mark.slow
 def test_backtracked_epochs_get_statistics_too(tracking_uri):
     cfg = config.validate(
         {

@@ -80,6 +80,7 @@ def test_invariants():
     assert more_noise[0] < up[0]  # more noise, less information about X
 
 
+@pytest.mark.slow
 def test_ten_thousand_inputs_of_1024_units_in_under_2_gb():
     rng = np.random.default_rng(3)
     a = np.tanh(rng.normal(size=(10_000, 1024)).astype(np.float32))

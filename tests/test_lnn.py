@@ -98,6 +98,7 @@ def test_multivariate_gaussian_mi():
     assert est == pytest.approx(mi, abs=OWN + 4 * np.std(density) / sqrt(N))
 
 
+@pytest.mark.slow
 def test_beats_knn_estimators_in_ten_dimensions():
     # Strong dependence in several dimensions: B = 0.9 A + noise, A and B 5-D, I =
     # 5.99 bits. KSG's bias grows with I (Gao, Ver Steeg & Galstyan 2015) and the

@@ -29,12 +29,14 @@ def _same(a, b):
     return all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
 
 
+@pytest.mark.slow
 def test_noisy_core_is_deterministic_per_seed_and_chunking():
     h1, a1 = _run(_core(3, **NOISY), [0, 4, 20])
     h2, a2 = _run(_core(3, **NOISY), [0, 1, 7, 20])  # other stops: the noise is keyed by epoch, not by call
     assert np.array_equal(h1[[0, -1]], h2[[0, -1]]) and _same(a1, a2)
 
 
+@pytest.mark.slow
 def test_zero_noise_is_the_deterministic_network():
     plain, zero = _core(1, model={"hidden": [6, 4]}), _core(1, model={"hidden": [6, 4], "noise_std": 0.0})
     assert not zero.noisy
@@ -42,6 +44,7 @@ def test_zero_noise_is_the_deterministic_network():
     assert np.array_equal(hp, hz) and _same(ap, az)
 
 
+@pytest.mark.slow
 def test_measured_activity_is_one_noisy_draw_and_samples_are_noiseless_outputs():
     core = _core(0, **NOISY)
     _, acts = core.advance(0)
@@ -59,6 +62,7 @@ def test_measured_activity_is_one_noisy_draw_and_samples_are_noiseless_outputs()
         core.noisy_samples(1, 5)
 
 
+@pytest.mark.slow
 def test_snapshots_reproduce_the_live_noisy_network():
     snap, live = _core(0, snapshot_capacity=4, **NOISY), _core(0, **NOISY)
     snap.advance(0), live.advance(0)
@@ -73,6 +77,7 @@ def test_snapshots_reproduce_the_live_noisy_network():
         snap.activity_from(flats[0])
 
 
+@pytest.mark.slow
 def test_noisy_network_learns():
     core = _core(0, model={"hidden": [10, 7], "noise_std": 0.05, "init": "keras_default"})
     h, _ = _run(core, [0, 20])
@@ -143,6 +148,7 @@ def _noisy_trial(uri, seed):
     return result.trace, {k: v for k, v in metrics.items() if k.startswith(("ixt/", "iyt/"))}
 
 
+@pytest.mark.slow
 def test_noisy_trial_end_to_end(tracking_uri):
     trace, logged = _noisy_trial(tracking_uri, seed=1)
     ixt = np.stack(trace.ixt)  # (epochs, estimators, layers)

@@ -171,6 +171,7 @@ def test_shuffled_labels_and_determinism():
     assert other != (ixt, iyt) and other == pytest.approx((ixt, iyt), abs=0.05)
 
 
+@pytest.mark.slow
 def test_memory_is_bounded_by_blocks():
     a = np.random.default_rng(6).normal(size=(2000, 5))
     tracemalloc.start()

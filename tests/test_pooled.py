@@ -296,6 +296,7 @@ def test_trace_keeps_pooled_estimates(tmp_path):
     assert (empty.pooled_window, empty.pooled_epochs, empty.pooled_ixt) == (0, [], [])
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("tf_ready")
 def test_trial_logs_pooled_windows_without_disturbing_the_schedule(tracking_uri):
     from mlflow import MlflowClient

@@ -92,6 +92,7 @@ def _quantized_core(levels, seed=0):
     return train.build_core(cfg.model, cfg.train, d, seed, snapshot_capacity=19)
 
 
+@pytest.mark.slow
 def test_quantized_network_units_take_at_most_k_values_and_it_learns():
     core = _quantized_core(3)
     rows0, _ = core.advance(0)
@@ -128,6 +129,7 @@ def test_bad_quantized_configs_name_the_keys(raw, message):
         config.validate(raw)
 
 
+@pytest.mark.slow
 def test_quantized_trial_end_to_end(tracking_uri):
     from ib_sweeps.trial import run_trial
 

@@ -16,6 +16,7 @@ from ib_sweeps.trial import run_trial
 pytestmark = pytest.mark.usefixtures("tf_ready")
 
 
+@pytest.mark.slow
 def test_tanh_plane_layer_order_and_fitting(tracking_uri):
     cfg = config.validate({"train": {"epochs": 1500}, "schedule": {"kind": "log", "n": 40}})
     result = run_trial(cfg, tracking.RunOptions(tracking_uri=tracking_uri, progress=False))
@@ -31,6 +32,7 @@ def test_tanh_plane_layer_order_and_fitting(tracking_uri):
     assert (iyt <= h_y + 1e-9).all() and (ixt <= 12 + 1e-9).all()
 
 
+@pytest.mark.slow
 def test_same_seed_same_trace(tracking_uri):
     cfg = config.validate({"seed": 5, "train": {"epochs": 20}, "model": {"hidden": [5, 3]}})
     opts = tracking.RunOptions(tracking_uri=tracking_uri, progress=False)
@@ -41,6 +43,7 @@ def test_same_seed_same_trace(tracking_uri):
     assert np.array_equal(a.trace.history, b.trace.history)
 
 
+@pytest.mark.slow
 def test_cpus_caps_tensorflow_thread_pools():
     code = (
         "from ib_sweeps import runtime\n"

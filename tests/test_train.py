@@ -24,6 +24,7 @@ def _run(core, stops):
     return np.concatenate(rows), acts
 
 
+@pytest.mark.slow
 def test_same_seed_same_numbers_different_seed_different():
     stops = [0, 1, 4, 20]
     (h1, a1), (h2, a2) = (_run(_core(3)[0], stops), _run(_core(3)[0], stops))
@@ -33,6 +34,7 @@ def test_same_seed_same_numbers_different_seed_different():
     assert not np.array_equal(h1, h3)
 
 
+@pytest.mark.slow
 def test_chunking_does_not_change_results():
     h1, a1 = _run(_core(1)[0], [0, 20])
     h2, a2 = _run(_core(1)[0], [0, 1, 2, 7, 13, 20])
@@ -49,6 +51,7 @@ def test_activity_of_every_layer_from_one_pass():
     assert core.layer_names == ["layer_1", "layer_2", "layer_3"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "train",
     [
@@ -65,6 +68,7 @@ def test_optimizers_learn(train):
     assert h[-1, 0] < 0.9 * h[0, 0]  # train loss falls
 
 
+@pytest.mark.slow
 def test_divergence_raises_with_the_finite_history():
     from ib_sweeps.train import TrainingDiverged
 
@@ -76,6 +80,7 @@ def test_divergence_raises_with_the_finite_history():
     assert np.isfinite(err.value.rows).all() and len(err.value.rows) == err.value.epoch - 1
 
 
+@pytest.mark.slow
 def test_cannot_go_back():
     core, _ = _core(0, train={"epochs": 5})
     core.advance(3)
@@ -83,6 +88,7 @@ def test_cannot_go_back():
         core.advance(2)
 
 
+@pytest.mark.slow
 def test_snapshots_reproduce_the_live_network_and_do_not_perturb_training():
     from ib_sweeps import train
 
