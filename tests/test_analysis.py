@@ -189,6 +189,7 @@ def _verdicts(store, sweep, claims):
     return [v.verdict for v in analysis.evaluate_claims(sweep, store, claims=claims)]
 
 
+@pytest.mark.slow
 def test_load_runs_and_trace_shapes(store):
     runs = analysis.load_runs("acts", store)
     assert len(runs) == 11 and set(runs["status"]) == {"FINISHED", "FAILED"}
@@ -207,6 +208,7 @@ def test_load_runs_and_trace_shapes(store):
     assert len(history) == 10 * len(EPOCHS) and "loss/train" in history
 
 
+@pytest.mark.slow
 def test_locate_by_name_experiment_id_and_parent_run(store):
     from mlflow import MlflowClient
 
@@ -220,6 +222,7 @@ def test_locate_by_name_experiment_id_and_parent_run(store):
         analysis.locate(child.info.run_id, store)
 
 
+@pytest.mark.slow
 def test_latest_invocation_is_the_default(store, tmp_path):
     rng = np.random.default_rng(1)
     first = syn.write_sweep(store, "twice", [_trial({"seed": 0}, 1.0, 0.0, rng)])
@@ -228,6 +231,7 @@ def test_latest_invocation_is_the_default(store, tmp_path):
     assert len(analysis.load_runs(first, store)) == 1 and len(analysis.load_runs("twice", store)) == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("labels_on_rows", [False, True])
 def test_bulk_sql_read_equals_per_key_reads_and_is_cached(store, monkeypatch, labels_on_rows):
     from mlflow import MlflowClient
@@ -255,6 +259,7 @@ def test_bulk_sql_read_equals_per_key_reads_and_is_cached(store, monkeypatch, la
     assert np.isnan(bulk[run_id, "iyt/binning/layer_1"][1][[3, 7]]).all()
 
 
+@pytest.mark.slow
 def test_verdicts_of_fraction_claims(store):
     by = {v.index: v for v in analysis.evaluate_claims("acts", store)}
     assert [by[i].verdict for i in range(4)] == ["supported", "refuted", "supported", "refuted"]
@@ -270,6 +275,7 @@ def test_verdicts_of_fraction_claims(store):
     ]  # no trial
 
 
+@pytest.mark.slow
 def test_verdicts_of_depends_on(store):
     by = {v.index: v for v in analysis.evaluate_claims("acts", store)}
     assert by[4].verdict == "supported"
@@ -285,6 +291,7 @@ def test_verdicts_of_depends_on(store):
     assert _verdicts(store, "batch", [perm | {"tolerance_bits": 0.5}]) == ["refuted"]
 
 
+@pytest.mark.slow
 def test_verdicts_of_stable_across(store):
     claim = {"kind": "stable_across", "axis": "train.batch_size", "tolerance_bits": 0.5}
     assert _verdicts(store, "batch", [claim]) == ["supported"]
@@ -294,6 +301,7 @@ def test_verdicts_of_stable_across(store):
     assert len(v.numbers["pairs"]) == 3 and all(abs(p["diff"]) < 0.5 for p in v.numbers["pairs"])
 
 
+@pytest.mark.slow
 def test_verdicts_of_transition_coincides(store):
     by = {v.index: v for v in analysis.evaluate_claims("acts", store)}
     v = by[6]
@@ -307,6 +315,7 @@ def test_verdicts_of_transition_coincides(store):
     assert _verdicts(store, "mixed", [claim | {"where": {"model.activation": "tanh"}}]) == ["inconclusive"]
 
 
+@pytest.mark.slow
 def test_verdicts_of_estimator_agreement(store):
     claim = {"kind": "estimator_agreement", "estimators": ["binning", "kde_upper"], "axis": "estimators.0.n_bins"}
     assert _verdicts(store, "agree", [claim]) == ["supported"]
@@ -342,6 +351,7 @@ CASES = [  # (synthetic sweep, claim, expected verdict): every claim kind reache
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("sweep", "claim", "verdict"), CASES, ids=[f"{c['kind']}-{v}" for _, c, v in CASES])
 def test_verdict_cases(store, sweep, claim, verdict):
     assert _verdicts(store, sweep, [claim]) == [verdict]
