@@ -173,13 +173,9 @@ def cli_page() -> str:
 def config_page() -> str:
     from ib_sweeps import config, estimators, pooled, schedules
 
-    links = {
-        config.DataConfig: "data",
-        config.ModelConfig: "model (kind: mlp)",
-        config.CNNConfig: "model (kind: cnn)",
-        config.TrainConfig: "train",
-        pooled.PooledConfig: "pooled",
-    }
+    links = {config.DataConfig: "data"}
+    links |= {cls: f"model (kind: {kind})" for kind, cls in config.MODELS.items()}  # every registered model kind
+    links |= {config.TrainConfig: "train", pooled.PooledConfig: "pooled"}
     kinds = {cls: f"`{name}`" for reg in (schedules.REGISTRY, estimators.REGISTRY) for name, cls in reg.items()}
     out = [GENERATED, "# Trial config\n\n", _doc(config)]
     out.append(
@@ -206,7 +202,7 @@ def config_page() -> str:
 
 
 def sweep_page() -> str:
-    from ib_sweeps.analysis import claims
+    from ib_sweeps import claims
     from ib_sweeps.sweep import spec
 
     links = {spec.Resources: "resources", spec.Search: "search", spec.Distribution: "search distribution",
@@ -223,23 +219,24 @@ def sweep_page() -> str:
 
 
 def metric_keys_page() -> str:
-    from ib_sweeps import gradients, tracking
+    from ib_sweeps import records, tracking
     from ib_sweeps.sweep import summary
 
-    grammar = (tracking.__doc__ or "").split("Metric key grammar", 1)[-1].split(":", 1)[-1]
-    out = [GENERATED, "# Metric keys\n\n", "Every trial logs these keys (from `ib_sweeps/tracking.py`)", grammar]
-    out += [
-        "\n\nGradient statistics (`ib_sweeps.gradients.KEYS`): ",
-        ", ".join(f"`{k}`" for k in gradients.KEYS),
-        ".\n\n## Summary metrics of trials run by a sweep\n\n",
-        "Logged at step 0 as `summary/<key>` (`ib_sweeps/sweep/summary.py`):\n",
-        _rst_to_md((summary.__doc__ or "").split("Keys (information in bits):", 1)[-1]),
-        "\nStatistics: ",
-        ", ".join(f"`{k}`" for k in summary.STATS),
-        "; history keys: ",
-        ", ".join(f"`{k}`" for k in summary.HISTORY),
-        ".\n",
-    ]
+    out = [GENERATED, "# Metric keys\n\n"]
+    out.append("Keys and tag names are built and parsed in one module, `ib_sweeps/records.py`; its description:\n\n")
+    out.append((records.__doc__ or "").split("\n\n", 1)[-1])
+    out.append("\n\nValues: gradient statistics " + ", ".join(f"`{k}`" for k in records.GRAD_STATS))
+    out.append("; summary statistics " + ", ".join(f"`{k}`" for k in records.SUMMARY_STATS))
+    out.append("; history keys, in the column order of `trace.npz` " + ", ".join(f"`{k}`" for k in records.HISTORY))
+    out.append(".\n")
+    doc = tracking.__doc__ or ""
+    if "Metric key grammar" in doc:  # what each key of a trial holds, as the tracking module states it
+        grammar = doc.split("Metric key grammar", 1)[1].split(":", 1)[1].split("\n\n", 2)
+        out += ["\n## What a trial logs\n\nFrom `ib_sweeps/tracking.py`:\n", "\n\n".join(grammar[:2]), "\n"]
+    doc = summary.__doc__ or ""
+    if "Keys" in doc:
+        out += ["\n## Summary metrics of trials run by a sweep\n\n", "Logged at step 0 as `summary/<key>` "]
+        out += ["(`ib_sweeps/sweep/summary.py`):\n", doc.split("Keys", 1)[1].split(":", 1)[1], "\n"]
     return _rst_to_md("".join(out))
 
 
@@ -250,7 +247,27 @@ def trace_page() -> str:
     return GENERATED + "# Trace format (`trace.npz`)\n\n" + doc + "\n\nRead one with `ib_sweeps.trace.load(path)`.\n"
 
 
+def layout_page() -> str:
+    """One row per module of the package with the first sentence of its docstring (read with ast, no imports)."""
+    import ast
+
+    root = Path(__file__).resolve().parents[1] if "__file__" in globals() else Path.cwd()
+    rows = ["| module | holds |", "| --- | --- |"]
+    for path in sorted((root / "ib_sweeps").rglob("*.py")):
+        doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+        first = _rst_to_md(" ".join(doc.split("\n\n")[0].split())).replace("|", "\\|")
+        rows.append(f"| `{path.relative_to(root)}` | {first} |")
+    intro = (
+        "Generated from the package's module docstrings. The flow runs one way: YAML -> validated, frozen config "
+        "-> trial -> activity at scheduled epochs -> estimators -> one flat metrics dict per measured epoch -> "
+        "MLflow; the analysis reads MLflow only. `tests/` mirrors the package, `benchmarks/` holds speed scripts "
+        "that print ratios, `sweeps/` the shipped sweep files.\n\n"
+    )
+    return GENERATED + "# Source layout\n\n" + intro + "\n".join(rows) + "\n"
+
+
 PAGES = {
+    "reference/layout.md": layout_page,
     "reference/cli.md": cli_page,
     "reference/config.md": config_page,
     "reference/sweep-file.md": sweep_page,
