@@ -66,8 +66,28 @@ def epoch_metrics(keys, layers, ixt, iyt) -> dict[str, float]:
     return plane_metrics(keys, layers, ixt, iyt)
 
 
-def _history_steps(first_epoch: int, rows: np.ndarray, keys) -> list[tuple[int, dict[str, float]]]:
-    return [(first_epoch + i, dict(zip(keys, row, strict=True))) for i, row in enumerate(rows)]
+HISTORY_DENSE_UNTIL, HISTORY_LOG_POINTS = 100, 400
+
+
+def stored_history_epochs(n_epochs: int) -> frozenset[int]:
+    """Epochs whose loss and accuracy go to the MLflow store: 0 .. 100 and 400 log-spaced epochs up to the last.
+
+    Every epoch's loss and accuracy are in ``trace.npz``; the store holds these
+    and every measured epoch (scheduled or backtracked), enough for the UI's
+    charts and the analysis on a log-epoch axis at a fraction of the rows (a
+    default 8000-epoch trial: about 800 of 8001 epochs).
+    """
+    kept = set(range(min(n_epochs, HISTORY_DENSE_UNTIL) + 1)) | {n_epochs}
+    if n_epochs > HISTORY_DENSE_UNTIL:
+        kept |= {int(e) for e in np.round(np.geomspace(HISTORY_DENSE_UNTIL, n_epochs, HISTORY_LOG_POINTS))}
+    return frozenset(kept)
+
+
+def _history_steps(first_epoch: int, rows: np.ndarray, keys, kept) -> list[tuple[int, dict[str, float]]]:
+    """``(epoch, {loss/accuracy key: value})`` of the epochs in ``kept`` among ``rows`` (from ``first_epoch``)."""
+    return [
+        (first_epoch + i, dict(zip(keys, row, strict=True))) for i, row in enumerate(rows) if first_epoch + i in kept
+    ]
 
 
 def _advance(core, to_epoch: int, wanted, snapshots: bool):
@@ -171,15 +191,26 @@ def _train_and_measure(cfg, log, progress: bool):
     if windows is not None:
         seconds["pooled_s"] = 0.0
 
-    def record(epoch, ixt, iyt, reason, steps=None):
+    kept = stored_history_epochs(cfg.train.epochs)
+    logged: set[int] = set()  # epochs whose loss/accuracy went to the store (each exactly once)
+
+    def history_steps(first_epoch, rows):
+        steps = _history_steps(first_epoch, rows, train.HISTORY_KEYS, kept - logged)
+        logged.update(e for e, _ in steps)
+        return steps
+
+    def record(epoch, ixt, iyt, reason, steps=()):
+        """Log one measured epoch: its plane, gradient statistics and loss/accuracy, with ``steps`` before it."""
         trace.add(epoch, ixt, iyt, reason)
         metrics = epoch_metrics(keys, core.layer_names, ixt, iyt)
         metrics["schedule/backtracked"] = float(reason == "backtracked")
         if trace.grad is not None and epoch > 0:  # epoch 0 trained on no batch
             metrics.update(gradients.metrics(core.layer_names, trace.grad[epoch]))
-        steps = steps or [(epoch, {})]
-        steps[-1][1].update(metrics)
-        log.metrics(steps)
+        own = next((values for e, values in steps if e == epoch), {})
+        if not own and epoch not in logged and not np.isnan(history[epoch]).all():  # a measured epoch has its loss
+            own = dict(zip(train.HISTORY_KEYS, history[epoch], strict=True))
+            logged.add(epoch)
+        log.metrics([*(s for s in steps if s[0] != epoch), (epoch, {**own, **metrics})])
 
     def samples_of(epoch, flat=None):
         """A noisy network's noisy_sp samples at ``epoch`` (live weights, or ``flat``); None if deterministic."""
@@ -232,7 +263,7 @@ def _train_and_measure(cfg, log, progress: bool):
             history[first : epoch + 1] = rows
             if trace.grad is not None:
                 trace.grad[first : epoch + 1] = core.gradient_stats(first, epoch + 1)
-            record(epoch, ixt, iyt, "scheduled", _history_steps(first, rows, train.HISTORY_KEYS))
+            record(epoch, ixt, iyt, "scheduled", history_steps(first, rows))
             gap = plan.observe(epoch, np.stack([ixt[primary], iyt[primary]]))
             if gap is not None:
                 futures.append(pool.submit(backtrack_gap, gap, snaps))
@@ -257,7 +288,7 @@ def _train_and_measure(cfg, log, progress: bool):
             history[finite] = err.rows
             if trace.grad is not None:
                 trace.grad[finite] = core.gradient_stats(finite.start, finite.stop)
-            log.metrics(_history_steps(err.first_epoch, err.rows, train.HISTORY_KEYS))
+            log.metrics(history_steps(err.first_epoch, err.rows))
         try:  # keep what was measured; never mask the original error
             _save_artifacts(trace, log, plots)
         except Exception as save_err:

@@ -27,6 +27,7 @@ def _artifacts(client, run_id, path=""):
     return out
 
 
+@pytest.mark.slow
 def test_trial_logs_everything(tracking_uri, tmp_path):
     cfg = config.validate({**SMALL, "seed": 2})
     result = run_trial(cfg, tracking.RunOptions(tracking_uri=tracking_uri, experiment="t", progress=False))
@@ -63,6 +64,7 @@ def test_trial_logs_everything(tracking_uri, tmp_path):
     assert run.info.artifact_uri.startswith((tmp_path / "mlartifacts").as_uri())
 
 
+@pytest.mark.slow
 def test_diverging_trial_is_failed_with_error_and_partial_trace(tracking_uri, tmp_path):
     from ib_sweeps.train import TrainingDiverged
 
@@ -106,6 +108,7 @@ def test_tracking_uri_resolution(tmp_path, monkeypatch):
     assert tracking.resolve_tracking_uri("sqlite:////abs/y.db") == "sqlite:////abs/y.db"
 
 
+@pytest.mark.slow
 def test_delta_exact_trial_backtracks_and_logs_true_steps(tracking_uri):
     from ib_sweeps import schedules
 
@@ -124,3 +127,20 @@ def test_delta_exact_trial_backtracks_and_logs_true_steps(tracking_uri):
     assert steps == t.epochs  # backtracked epochs are logged at their own epoch
     flags = {m.step: m.value for m in client.get_metric_history(result.run_id, "schedule/backtracked")}
     assert [flags[e] for e in t.epochs] == [float(r == "backtracked") for r in t.reasons]
+
+
+def test_store_holds_a_log_grid_of_the_history_and_the_trace_all_of_it(tracking_uri):
+    """Loss/accuracy: every epoch in trace.npz; in the store epochs 0..100, a log grid and every measured epoch."""
+    from ib_sweeps.trial import stored_history_epochs
+
+    cfg = config.validate({**SMALL, "train": {"epochs": 600}, "schedule": {"kind": "log", "n": 12}})
+    result = run_trial(cfg, tracking.RunOptions(tracking_uri=tracking_uri, experiment="t", progress=False))
+    client = MlflowClient(tracking_uri)
+    measured = {int(e) for e in result.trace.epochs}
+    expected = sorted(stored_history_epochs(600) | measured)
+    for key in ("loss/train", "accuracy/test"):
+        assert sorted(m.step for m in client.get_metric_history(result.run_id, key)) == expected
+    assert set(range(101)) <= set(expected) and 600 in expected and len(expected) < 601
+    assert np.isfinite(result.trace.history).all() and len(result.trace.history) == 601  # all of it in the trace
+    stored = {m.step: m.value for m in client.get_metric_history(result.run_id, "loss/train")}
+    assert all(np.isclose(stored[e], result.trace.history[e, 0]) for e in expected)
