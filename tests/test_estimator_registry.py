@@ -87,3 +87,40 @@ def test_conv_reducers(method):
     assert both[0] == pytest.approx(mean.information_plane(conv, y)) and both[1] == pytest.approx(
         concat.information_plane(dense, y)
     )
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_entropy_and_mutual_information_work_or_say_what_is_supported(method):
+    rng = np.random.default_rng(0)
+    a, b = np.tanh(rng.normal(size=(200, 2))), np.tanh(rng.normal(size=(200, 1)))
+    for name, call in (
+        ("entropy", lambda: estimators.entropy(a, method=method)),
+        ("mutual information", lambda: estimators.mutual_information(a, b, method=method)),
+    ):
+        try:
+            value = call()
+        except NotImplementedError as err:
+            assert method in str(err), f"{method}: {name} error does not name the estimator: {err}"
+        else:
+            assert isinstance(value, float) and np.isfinite(value), f"{method}: {name} gave {value!r}"
+
+
+def test_kde_mutual_information_names_what_it_supports():
+    with pytest.raises(NotImplementedError, match=r"'kde_upper' does not estimate the mutual information.*entropy"):
+        estimators.mutual_information(np.zeros((4, 1)), np.zeros((4, 1)), method="kde_upper")
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_network_requirements_are_declared(method):
+    from ib_sweeps import config
+
+    est = estimators.get(method)
+    assert isinstance(est.uses_noisy_samples, bool) and est.samples_per_input >= 0
+    assert est.uses_noisy_samples == (est.samples_per_input > 0)
+    for model in ({}, {"noise_std": 0.1}, {"quantize_levels": 4}):
+        try:
+            cfg = config.validate({"model": model, "estimators": [{"method": method}]})
+        except config.ConfigError as err:  # the estimator's own check_network refused the network
+            assert f"estimators[0] ({method}): needs" in str(err) or f"estimators[0] ({method}): exact" in str(err)
+        else:
+            cfg.estimators[0].check_network(cfg.model, "estimators[0]")
