@@ -285,3 +285,15 @@ def test_one_driver_per_invocation_on_a_tracking_server(tmp_path):
                 assert lease.tags["ib_sweeps.lock.pid"] == str(os.getpid())
         finally:
             os.killpg(server.pid, signal.SIGKILL)
+
+
+def test_resources_beyond_the_cluster_are_refused_before_any_run(tmp_path):
+    """resources.cpus above the largest Ray node: exit 2 naming the key, and no parent run in the store."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cpus = (os.cpu_count() or 1) + 62
+    args = ["sweep", sweep_file(tmp_path), "--tracking-uri", uri, "--set", f"resources.cpus={cpus}"]
+    proc = subprocess.run([*CLI, *args], cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert f"resources.cpus: {cpus} per trial, but the largest Ray node has" in proc.stderr
+    _, parents, children = runs(uri, "tiny")
+    assert parents == [] and children == []
