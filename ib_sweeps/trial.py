@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ib_sweeps import __version__, config, data, gradients, pooled, tracking
+from ib_sweeps import __version__, config, data, gradients, pooled, records, tracking
 from ib_sweeps.estimators import discrete
 from ib_sweeps.trace import Trace, plane_metrics
 
@@ -132,9 +132,9 @@ def run_trial(cfg: config.TrialConfig, opts: tracking.RunOptions | None = None) 
     opts = opts or tracking.RunOptions()
     runtime.configure_tensorflow(opts.cpus)  # before any TensorFlow work
     tags = {
-        "ib_sweeps.version": __version__,
-        "ib_sweeps.config_hash": config.config_hash(cfg),
-        "ib_sweeps.seed": str(cfg.seed),
+        records.VERSION: __version__,
+        records.CONFIG_HASH: config.config_hash(cfg),
+        records.SEED: str(cfg.seed),
     }
     with tracking.trial_run(opts, tags) as log:
         log.params(config.flatten(cfg))
@@ -142,7 +142,7 @@ def run_trial(cfg: config.TrialConfig, opts: tracking.RunOptions | None = None) 
         trace, seconds = _train_and_measure(cfg, log, opts.progress)
         summary = opts.summarize(trace.sorted()) if opts.summarize is not None else {}
         if summary:  # inside the run: it ends FINISHED only once these are stored too
-            log.metrics([(0, {f"summary/{k}": v for k, v in summary.items()})])
+            log.metrics([(0, {records.summary(k): v for k, v in summary.items()})])
     return TrialResult(log.run_id, trace.sorted(), seconds, summary)
 
 
@@ -186,7 +186,7 @@ def _train_and_measure(cfg, log, progress: bool):
     pooled_ests = [cfg.estimators[i] for i in cfg.pooled_estimators()]
     if windows is not None:
         trace.pooled_window, trace.pooled_estimators = cfg.pooled.window, [e.key for e in pooled_ests]
-    log.metrics([(0, {"entropy/x": h_x, "entropy/y": h_y})])
+    log.metrics([(0, {records.ENTROPY_X: h_x, records.ENTROPY_Y: h_y})])
     seconds = {"train_s": 0.0, "estimate_s": 0.0}
     if windows is not None:
         seconds["pooled_s"] = 0.0
@@ -203,7 +203,7 @@ def _train_and_measure(cfg, log, progress: bool):
         """Log one measured epoch: its plane, gradient statistics and loss/accuracy, with ``steps`` before it."""
         trace.add(epoch, ixt, iyt, reason)
         metrics = epoch_metrics(keys, core.layer_names, ixt, iyt)
-        metrics["schedule/backtracked"] = float(reason == "backtracked")
+        metrics[records.BACKTRACKED] = float(reason == "backtracked")
         if trace.grad is not None and epoch > 0:  # epoch 0 trained on no batch
             metrics.update(gradients.metrics(core.layer_names, trace.grad[epoch]))
         own = next((values for e, values in steps if e == epoch), {})
@@ -299,7 +299,7 @@ def _train_and_measure(cfg, log, progress: bool):
         pool.shutdown()
     _save_artifacts(trace, log, plots)
     seconds["total_s"] = time.perf_counter() - t_start
-    log.metrics([(int(cfg.train.epochs), {f"time/{k}": v for k, v in seconds.items()})])
+    log.metrics([(int(cfg.train.epochs), {records.time_key(k): v for k, v in seconds.items()})])
     return trace, seconds
 
 
