@@ -131,3 +131,22 @@ def test_primary_and_list_are_checked_against_the_config():
     with pytest.raises(config.ConfigError, match=r"epochs \[90\] are beyond train.epochs = 50"):
         config.validate({"train": {"epochs": 50}, "schedule": {"kind": "list", "epochs": [1, 90]}})
     assert config.validate({}).schedule.kind == "delta_exact"  # the default for long runs
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_declared_hooks(kind):
+    """What a trial asks of every schedule, with the base's defaults unless the kind needs more."""
+    schedule = schedules.REGISTRY[kind](**EXAMPLES.get(kind, {}))
+    primary, listed, limit = schedule.primary_estimator(), schedule.listed_epochs(), schedule.snapshot_limit_mb()
+    assert primary is None or isinstance(primary, str)
+    assert all(type(e) is int for e in listed) and (kind != "list" or listed == (3, 5))
+    plan = schedule.plan(10)
+    assert plan.needs_snapshots == (limit is not None)  # a plan that backtracks keeps snapshots within a limit
+    assert (plan.close is not None and plan.budget is not None) or not plan.needs_snapshots
+    cfg = config.validate({"train": {"epochs": 10}, "schedule": {"kind": kind, **EXAMPLES.get(kind, {})}})
+    assert cfg.primary_estimator() == 0
+
+
+def test_primary_estimator_picks_the_labelled_one():
+    raw = {"schedule": {"kind": "delta_approx", "primary": "b"}, "estimators": [{"label": "a"}, {"label": "b"}]}
+    assert config.validate(raw).primary_estimator() == 1
