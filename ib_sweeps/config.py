@@ -162,7 +162,7 @@ class DataConfig(BaseModel):
 # Each model kind's config class lives with the kind (:mod:`ib_sweeps.models`).
 ModelConfig, CNNConfig = models.ModelConfig, models.CNNConfig
 MODELS = models.CONFIGS
-ModelSpec = _tagged(MODELS, "kind", default="mlp")
+ModelSpec = _tagged(MODELS, "kind", default=models.DEFAULT)
 
 
 class TrainConfig(BaseModel):
@@ -452,7 +452,7 @@ def to_dict(cfg: TrialConfig) -> dict:
     them do not change.
     """
     exclude: dict = {"data": {key for key, value in cfg.data if value is None}}
-    if cfg.model.kind == "mlp":
+    if cfg.model.kind == models.DEFAULT:
         exclude["model"] = {"kind"}
     if cfg.pooled is None:
         exclude["pooled"] = True

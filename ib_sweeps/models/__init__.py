@@ -27,6 +27,7 @@ from ib_sweeps.models.cnn import CNN, CNNConfig
 from ib_sweeps.models.mlp import MLP, ModelConfig
 
 REGISTRY: dict[str, ModelKind] = {"mlp": MLP(), "cnn": CNN()}
+DEFAULT = "mlp"  # the kind of a config without ``model.kind``; not dumped, so MLP configs keep their hashes
 # Config class of each kind, for the ``model:`` section of a trial config.
 CONFIGS = {name: kind.config for name, kind in REGISTRY.items()}
 
@@ -34,6 +35,7 @@ __all__ = [
     "ACTIVATIONS",
     "BOUNDED_RANGES",
     "CONFIGS",
+    "DEFAULT",
     "INITS",
     "REGISTRY",
     "Activation",
