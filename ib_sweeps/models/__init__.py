@@ -14,6 +14,7 @@ take a model config and dispatch on its ``kind``.
 
 from __future__ import annotations
 
+from ib_sweeps.models import base
 from ib_sweeps.models.base import (
     ACTIVATIONS,
     BOUNDED_RANGES,
@@ -85,9 +86,7 @@ def n_layers(cfg) -> int:
 
 def layer_activations(cfg) -> list[str]:
     """One activation name per hidden layer (a single name applies to all)."""
-    from ib_sweeps.models.base import layer_activations as per_layer
-
-    return per_layer(cfg, n_hidden(cfg))
+    return base.layer_activations(cfg, n_hidden(cfg))
 
 
 def input_shape(cfg, data_shape: tuple[int, ...]) -> tuple[int, ...]:
