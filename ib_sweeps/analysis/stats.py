@@ -28,6 +28,7 @@ import numpy as np
 
 from ib_sweeps import records
 from ib_sweeps.analysis.tables import GRADIENT, RUN_COLUMNS
+from ib_sweeps.claims.base import layer_mask  # noqa: F401 (the claims' layer names; figures use it)
 
 TRIAL_KEYS = ("run_id", "estimator", "layer")
 
@@ -66,17 +67,6 @@ def compression_table(trace, threshold_bits: float = 0.1, threshold_rel: float =
 
 _SNR = records.grad_column("snr")
 _TRACE_VALUES = {"epoch", *records.PLANE, *records.HISTORY, *GRADIENT}
-
-
-def layer_mask(table, ref: str):
-    """Mask of a :func:`compression_table`'s rows for ``last_hidden``, ``output``, ``hidden`` or ``layer_k``."""
-    if ref == "last_hidden":
-        return table["is_last_hidden"] & ~table["is_output"]
-    if ref == "output":
-        return table["is_output"]
-    if ref == "hidden":
-        return ~table["is_output"]
-    return table["layer"] == ref
 
 
 def _plane_stats(epochs, ixt, iyt, threshold_bits, threshold_rel) -> dict:
