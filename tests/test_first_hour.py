@@ -68,6 +68,7 @@ def store(tmp_path_factory):
 # -- which invocation ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_default_invocation_is_the_full_one_not_the_latest_quick_one(store, capsys):
     uri, ids = store
     src = analysis.locate("acts", uri)
@@ -80,6 +81,7 @@ def test_default_invocation_is_the_full_one_not_the_latest_quick_one(store, caps
     assert analysis.locate("onlyquick", uri, announce=False).parent_run_id == ids["q_big"]
 
 
+@pytest.mark.slow
 def test_choose_by_profile_and_run_id_prefix(store):
     uri, ids = store
     assert analysis.locate("acts", uri, profile="quick").parent_run_id == ids["quick"]
@@ -98,6 +100,7 @@ def _cli(*args, cwd):
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_report_cli_lists_and_names_the_invocation(store, tmp_path):
     uri, ids = store
     proc = _cli("report", "acts", "--tracking-uri", uri, "--list", cwd=tmp_path)
@@ -112,6 +115,7 @@ def test_report_cli_lists_and_names_the_invocation(store, tmp_path):
     assert facts["invocation"]["profile"] == "quick" and facts["invocation"]["overrides"] == ["train.epochs=50"]
 
 
+@pytest.mark.slow
 def test_report_folder_name_cannot_escape_reports(tmp_path, monkeypatch):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     _invocation(uri, "../../escaped", [_trial("tanh", 0)])
@@ -127,6 +131,7 @@ def test_report_folder_name_cannot_escape_reports(tmp_path, monkeypatch):
 # -- one condition order, distinguishable styles -----------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_report_tables_and_figures_follow_the_sweep_file_order(store, tmp_path):
     uri, ids = store
     want = [f"activation={a}" for a in ACTS]

@@ -57,6 +57,7 @@ def _steps(n, keys=("loss/train", "ixt/binning/layer_1")):
     return [(s, {k: float(s) for k in keys}) for s in range(n)]
 
 
+@pytest.mark.slow
 def test_settle_resends_what_the_store_lost(tracking_uri):
     client, rid = _run(tracking_uri)
     log = tracking.RunLogger(DroppingClient(client, drop=1), rid)
@@ -70,6 +71,7 @@ def test_settle_resends_what_the_store_lost(tracking_uri):
         assert sorted(steps) == list(range(n))  # every step once: re-sending never doubles
 
 
+@pytest.mark.slow
 def test_settle_gives_up_with_the_keys_it_lacks(tracking_uri):
     client, rid = _run(tracking_uri)
     log = tracking.RunLogger(DroppingClient(client, drop=0, fail_sync=True), rid)
@@ -80,6 +82,7 @@ def test_settle_gives_up_with_the_keys_it_lacks(tracking_uri):
     assert time.monotonic() - t0 < 30
 
 
+@pytest.mark.slow
 def test_a_trial_whose_store_lost_data_is_never_finished(tracking_uri, monkeypatch):
     """trial_run ends the run FAILED, with the reason, when the store cannot be made whole."""
     monkeypatch.setattr(tracking, "SETTLE_TIMEOUT_S", 2.0)
@@ -94,6 +97,7 @@ def test_a_trial_whose_store_lost_data_is_never_finished(tracking_uri, monkeypat
     assert "the store lacks part of what this run logged" in run.data.tags["ib_sweeps.error"]
 
 
+@pytest.mark.slow
 def test_a_run_ended_by_another_driver_is_not_revived(tracking_uri):
     opts = tracking.RunOptions(tracking_uri=tracking_uri, experiment="x")
     with pytest.raises(tracking.RunEndedElsewhere), tracking.trial_run(opts, {}) as log:
@@ -165,6 +169,7 @@ def _dup_sweep(uri):
     return syn.write_sweep(uri, "dup", trials)
 
 
+@pytest.mark.slow
 def test_analysis_counts_one_finished_run_per_trial_and_warns(tracking_uri):
     _dup_sweep(tracking_uri)
     with pytest.warns(DuplicateTrials, match="1 FINISHED runs repeat a trial"):
@@ -176,6 +181,7 @@ def test_analysis_counts_one_finished_run_per_trial_and_warns(tracking_uri):
     assert trace.groupby("seed")["run_id"].nunique().to_dict() == {0: 1, 1: 1}
 
 
+@pytest.mark.slow
 def test_one_query_read_of_stored_steps_equals_the_public_api(tracking_uri):
     """The direct read of the SQLite ``metrics`` table agrees with ``get_metric_history`` (fails if MLflow changes)."""
     client, rid = _run(tracking_uri)

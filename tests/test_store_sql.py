@@ -44,6 +44,7 @@ def test_mlflow_is_a_version_this_module_was_tested_with():
     assert store_sql.mlflow_version() == major_minor and store_sql.usable()
 
 
+@pytest.mark.slow
 def test_the_private_names_it_relies_on_exist(tracking_uri):
     from mlflow.store.tracking.dbmodels.models import SqlMetric
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
@@ -55,6 +56,7 @@ def test_the_private_names_it_relies_on_exist(tracking_uri):
     assert {"run_uuid", "key", "step", "value", "is_nan", "timestamp"} <= set(SqlMetric.__table__.c.keys())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("labels_on_rows", [False, True])
 def test_bulk_rows_equal_the_public_metric_history(tracking_uri, monkeypatch, labels_on_rows):
     client, runs = _store(tracking_uri)
@@ -74,6 +76,7 @@ def test_bulk_rows_equal_the_public_metric_history(tracking_uri, monkeypatch, la
     assert np.isnan(values[steps == 3]).all()  # stored as 0 with is_nan set
 
 
+@pytest.mark.slow
 def test_stored_steps_equal_the_public_metric_history(tracking_uri):
     client, runs = _store(tracking_uri)
     steps = store_sql.stored_steps(tracking.sqlite_path(tracking_uri), runs[1])
@@ -83,6 +86,7 @@ def test_stored_steps_equal_the_public_metric_history(tracking_uri):
     assert tracking.stored_steps(tracking_uri, runs[1]) == steps
 
 
+@pytest.mark.slow
 def test_an_untested_mlflow_falls_back_to_the_public_api(tracking_uri, monkeypatch):
     client, runs = _store(tracking_uri)
     monkeypatch.setattr(store_sql, "mlflow_version", lambda: (99, 0))

@@ -129,6 +129,7 @@ def test_delta_exact_trial_backtracks_and_logs_true_steps(tracking_uri):
     assert [flags[e] for e in t.epochs] == [float(r == "backtracked") for r in t.reasons]
 
 
+@pytest.mark.slow
 def test_store_holds_a_log_grid_of_the_history_and_the_trace_all_of_it(tracking_uri):
     """Loss/accuracy: every epoch in trace.npz; in the store epochs 0..100, a log grid and every measured epoch."""
     from ib_sweeps.trial import stored_history_epochs
