@@ -141,7 +141,8 @@ def where_to_look(name: str, parent_run_id: str, experiment_id: str, tracking_ur
         start, base = f"mlflow ui --backend-store-uri {shlex.quote(tracking_uri)}, then open ", "http://127.0.0.1:5000"
     runs = f"{base}/#/experiments/{experiment_id}?workflowType=machine_learning"
     parent = f"{base}/#/experiments/{experiment_id}/runs/{parent_run_id}?workflowType=machine_learning"
-    uri = "" if tracking_uri == tracking.resolve_tracking_uri(None) else f" --tracking-uri {shlex.quote(tracking_uri)}"
+    plain = tracking.resolve_tracking_uri("sqlite:///mlflow.db")  # what a fresh shell here reads without options
+    uri = "" if tracking_uri == plain else f" --tracking-uri {shlex.quote(tracking_uri)}"
     return (
         f"  look at it: {start}{runs}\n"
         f"              (experiment {name!r}: its trials, to group by an axis; Chart view for I(X;T) and compression)\n"
