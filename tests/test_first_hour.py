@@ -316,3 +316,28 @@ def test_mlflow_run_prints_progress_and_where_to_look(tmp_path):
     assert f"mlflow ui --backend-store-uri {uri}" in proc.stdout and "workflowType=machine_learning" in proc.stdout
     assert "cuInit" not in proc.stderr + proc.stdout
     assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+@pytest.mark.parametrize(
+    ("error_text", "line"),
+    [
+        (
+            "Failure # 1 (occurred at 2026-11-28_22-10-01)\nray.exceptions.ActorDiedError: The actor died unexpectedly "
+            "before finishing this task.\n\tclass_name: ImplicitFunc\n",
+            "the trial's worker process died (killed, or out of memory)",
+        ),
+        (
+            "Failure # 1 (occurred at 2026-11-28_22-10-01)\nTraceback (most recent call last):\n  File x\n"
+            "ib_sweeps.train.TrainingDiverged: loss is not finite at epoch 3\n",
+            "ib_sweeps.train.TrainingDiverged: loss is not finite at epoch 3",
+        ),
+    ],
+)
+def test_a_failed_trial_is_reported_by_its_cause_not_rays_header(tmp_path, error_text, line):
+    from types import SimpleNamespace
+
+    from ib_sweeps.sweep.progress import error_line
+
+    path = tmp_path / "error.txt"
+    path.write_text(error_text)
+    assert error_line(SimpleNamespace(error_file=str(path))) == line

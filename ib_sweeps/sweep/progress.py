@@ -32,9 +32,16 @@ def error_line(trial) -> str:
         text = Path(trial.error_file).read_text() if trial.error_file else ""
     except OSError:  # an unreadable error file must not stop the sweep
         text = ""
+    if any(sign in text for sign in WORKER_DIED_SIGNS):  # Ray's paragraph about a dead actor says little more
+        return "the trial's worker process died (killed, or out of memory)"
     lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith(" ")]
+    lines = [ln for ln in lines if not ln.startswith("Failure # ")]  # Ray's header of every error file
     causes = [ln for ln in lines if ln.startswith("ib_sweeps.") or "Error:" in ln]
     return (causes or lines or ["unknown error"])[0][:300]
+
+
+# How Ray's error file reads when the process running a trial died under it (SIGKILL, the OOM killer).
+WORKER_DIED_SIGNS = ("ActorDiedError", "WorkerCrashedError", "ActorUnavailableError", "died unexpectedly")
 
 
 def make_callback(name: str, total: int, stream=None, enabled: bool = True):
