@@ -155,9 +155,14 @@ def test_cli_bad_sweep_exits_2_before_ray(tmp_path, capsys):
     assert main(["sweep", path]) == 2
     err = capsys.readouterr().err
     assert "grid.model.activation[1] = 'bogus'" in err and "allowed: one of tanh, relu" in err
+    import subprocess
     import sys
 
-    assert "ray" not in sys.modules  # failed before Ray was even imported
+    # Failed before Ray was even imported: checked in a fresh process (other tests here import Ray).
+    code = "import sys\nfrom ib_sweeps.cli import main\n"
+    code += f"assert main(['sweep', {path!r}]) == 2\nprint('ray' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "False"
 
 
 def test_cli_dry_run_lists_trials(tmp_path, capsys):
