@@ -13,7 +13,7 @@ closed-form solution evaluated at x_i is
 and h = -(1/n) sum_i ln f(x_i) + B, converted to bits. ``mutual_information``
 is the paper's 3H estimator I(A;B) = h(A) + h(B) - h(A,B), clipped at 0.
 
-Decisions (see the README for measured accuracy):
+Decisions (measured accuracy: docs/explanation/estimators.md and docs/results.md):
 
 * All other samples enter the local fit with their kernel weights, as in the
   paper; no truncation to the nearest neighbours. A truncation to ~30 neighbours
