@@ -194,7 +194,8 @@ PARENT_RUN_ID = "mlflow.parentRunId"
 NOTE = "mlflow.note.content"
 EXPERIMENT_KIND = "mlflow.experimentKind"
 
-TAGS = (VERSION, CONFIG_HASH, SEED, ROLE, SWEEP, INVOCATION, AXES, HOST, PID, ERROR, SWEEP_PARENT_RUN)
+# Every fixed tag name (``ib_sweeps.*`` first, then MLflow's).
+TAGS: tuple[str, ...] = (VERSION, CONFIG_HASH, SEED, ROLE, SWEEP, INVOCATION, AXES, HOST, PID, ERROR, SWEEP_PARENT_RUN)
 TAGS += (MLFLOW_PROJECT_RUN, PARENT_RUN_ID, NOTE, EXPERIMENT_KIND)
 
 
@@ -224,18 +225,17 @@ def is_own_tag(name: str) -> bool:
 # before it existed); they may lack the arrays of _ADDED_IN_2, read as: every epoch "scheduled", no pooled
 # estimates, no gradient statistics.
 TRACE_FORMAT = 2
-_TRACE_ARRAYS = ("epochs", "reasons", "ixt", "iyt", "estimators", "layers", "history_keys", "history", "h_x", "h_y")
-_TRACE_ARRAYS += (
+_ADDED_IN_2: tuple[str, ...] = (
+    "reasons",
     "pooled_window",
     "pooled_estimators",
     "pooled_epochs",
     "pooled_ixt",
     "pooled_iyt",
-    "grad_keys",
-    "grad",
 )
-_ADDED_IN_2 = ("reasons", "pooled_window", "pooled_estimators", "pooled_epochs", "pooled_ixt", "pooled_iyt")
 _ADDED_IN_2 += ("grad_keys", "grad")
+_TRACE_ARRAYS: tuple[str, ...] = ("epochs", "ixt", "iyt", "estimators", "layers", "history_keys", "history")
+_TRACE_ARRAYS += ("h_x", "h_y", *_ADDED_IN_2)
 
 
 def trace_arrays(version: int = TRACE_FORMAT) -> tuple[str, ...]:
