@@ -1,7 +1,7 @@
 """Figures of a sweep, drawn from the tidy tables (matplotlib, Agg). Information in bits.
 
 * :func:`plane_grid`: one information plane per condition, seeds overlaid, colour = epoch;
-* :func:`compression_by_condition`: per-seed compression and the mean with a bootstrap 95 % interval;
+* :func:`compression_by_condition`: per-seed compression and the mean with a t 95 % interval;
 * :func:`information_vs_epoch`: I(X;T) and I(Y;T) against epoch, one column per layer;
 * :func:`timing`: training loss and gradient SNR against epoch with the compression onset,
   loss kink and SNR drop marked (the stochastic-gradient phase hypothesis).
@@ -20,7 +20,7 @@ import math
 import numpy as np
 
 from ib_sweeps import records
-from ib_sweeps.analysis.intervals import bootstrap_mean
+from ib_sweeps.analysis.intervals import t_mean
 from ib_sweeps.analysis.stats import layer_mask
 from ib_sweeps.plots import epoch_norm, style
 
@@ -85,7 +85,7 @@ def _top(values) -> float:
 
 
 def compression_by_condition(table, estimators: list[str], layer: str = "last_hidden", order=None):
-    """Compression (bits) of one layer per condition: seeds as dots, mean and bootstrap 95 % CI as a bar."""
+    """Compression (bits) of one layer per condition: seeds as dots, mean and t 95 % CI as a bar."""
     fig, axes = _grid(len(estimators), width=max(6.0, 0.9 * table["condition"].nunique() + 2), height=3.6, cols=2)
     every = _conditions(table, order)
     for ax, est in zip(axes, estimators, strict=False):
@@ -97,14 +97,15 @@ def compression_by_condition(table, estimators: list[str], layer: str = "last_hi
             jitter = np.random.default_rng(i).uniform(-0.12, 0.12, len(vals))
             st = style(every.index(cond))
             ax.scatter(i + jitter, vals, s=16, color=st["color"], marker=st["marker"], alpha=0.8, zorder=2)
-            mean, lo, hi = bootstrap_mean(vals)
+            mean, lo, hi = t_mean(vals)
             if np.isfinite(mean):
-                ax.errorbar(i + 0.3, mean, yerr=[[mean - lo], [hi - mean]], fmt="s", color="k", capsize=3, zorder=3)
+                yerr = [[mean - lo], [hi - mean]] if np.isfinite(lo) else None  # one seed: no interval
+                ax.errorbar(i + 0.3, mean, yerr=yerr, fmt="s", color="k", capsize=3, zorder=3)
         ax.set_xticks(range(len(conds)), conds, rotation=30, ha="right", fontsize=8)
         ax.axhline(0, color="0.6", lw=0.6)
         ax.set_ylabel("compression = peak - final I(X;T) [bits]", fontsize=8)
         ax.set_title(f"{layer}, {est}", fontsize=9)
-    fig.suptitle("Compression by condition\n(dots: seeds; squares: mean, bootstrap 95 % CI)", fontsize=10)
+    fig.suptitle("Compression by condition\n(dots: seeds; squares: mean, t 95 % CI)", fontsize=10)
     return fig
 
 

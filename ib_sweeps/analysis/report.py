@@ -27,7 +27,7 @@ import numpy as np
 
 from ib_sweeps import records
 from ib_sweeps.analysis import figures
-from ib_sweeps.analysis.intervals import bootstrap_mean
+from ib_sweeps.analysis.intervals import t_mean
 from ib_sweeps.analysis.source import locate
 from ib_sweeps.analysis.stats import compression_table
 from ib_sweeps.analysis.tables import condition_name, load_runs, load_trace
@@ -160,7 +160,7 @@ def _summary_rows(table, order: list[str]) -> list[dict]:
     groups = sorted(sub.groupby(["condition", "estimator"], sort=False), key=lambda kv: rank.get(kv[0][0], len(rank)))
     for (cond, est), g in groups:
         vals = g["compression"].to_numpy(float)
-        mean, lo, hi = bootstrap_mean(vals[np.isfinite(vals)])
+        mean, lo, hi = t_mean(vals[np.isfinite(vals)])
         rows.append({
             "condition": cond, "estimator": est, "seeds": int(g["seed"].nunique()),
             "ixt_peak": float(g["ixt_peak"].mean()), "compression": mean, "ci_low": lo, "ci_high": hi,

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, Field, StringConstraints
 
-from ib_sweeps.claims.intervals import bootstrap_mean, welch, wilson
+from ib_sweeps.claims.intervals import t_mean, welch, wilson
 from ib_sweeps.types import FROZEN, Float, Str
 
 SUPPORTED, REFUTED, INCONCLUSIVE = "supported", "refuted", "inconclusive"
@@ -212,11 +212,11 @@ def pairwise(groups: dict, confidence: float) -> list[dict]:
     return pairs
 
 
-def per_value(groups: dict, seed: int) -> list[dict]:
-    """Mean of each of :func:`groups` with its 95 % bootstrap interval."""
+def per_value(groups: dict) -> list[dict]:
+    """Mean of each of :func:`groups` with its 95 % t interval over seeds (:func:`t_mean`)."""
     out = []
     for lab, values in groups.values():
-        mean, lo, hi = bootstrap_mean(values, 0.95, seed)
+        mean, lo, hi = t_mean(values, 0.95)
         out.append({"value": lab, "n": len(values), "mean": mean, "ci_low": lo, "ci_high": hi})
     return out
 

@@ -46,7 +46,7 @@ class DependsOn(BaseClaim):
         sub = self.rows(table, ref, self.estimator or default).dropna(subset=[self.statistic])
         by_value = groups(sub, self.axis, self.statistic)
         samples = [v for _, v in by_value.values()]
-        d = {"per_value": per_value(by_value, self.seed), "test": self.test}
+        d = {"per_value": per_value(by_value), "test": self.test}
         if len(samples) < 2 or min(len(s) for s in samples) < 2:
             d.update(verdict=INCONCLUSIVE, p_value=math.nan, why="needs >= 2 axis values with >= 2 seeds each")
             return d, sub["run_id"]

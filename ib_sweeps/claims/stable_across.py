@@ -41,7 +41,7 @@ class StableAcross(BaseClaim):
         sub = self.rows(table, ref, self.estimator or default).dropna(subset=[self.statistic])
         by_value = groups(sub, self.axis, self.statistic)
         pairs = pairwise(by_value, self.confidence)
-        d = {"per_value": per_value(by_value, 0), "pairs": pairs}
+        d = {"per_value": per_value(by_value), "pairs": pairs}
         tol, level = self.tolerance_bits, f"{self.confidence:.0%}"
         if len(by_value) < 2:
             d.update(verdict=INCONCLUSIVE, why="needs >= 2 axis values")
