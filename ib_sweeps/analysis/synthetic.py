@@ -25,7 +25,8 @@ class Trial:
 
     ``ixt``/``iyt``: (estimator, layer) -> values at ``epochs`` (bits);
     ``per_epoch``: e.g. ``loss/train`` -> values at ``epochs``;
-    ``grad``: (statistic, layer) -> values at ``epochs``, logged as ``grad/<statistic>/<layer>``.
+    ``grad``: (statistic, layer) -> values at ``epochs``, logged as ``grad/<statistic>/<layer>``;
+    ``params``: config params logged besides the axes (dotted key -> value, e.g. ``estimators.binning.range``).
     """
 
     axes: dict
@@ -35,6 +36,7 @@ class Trial:
     per_epoch: dict = field(default_factory=dict)
     grad: dict = field(default_factory=dict)
     status: str = "FINISHED"
+    params: dict = field(default_factory=dict)
 
 
 def rise_fall(epochs, peak_epoch: float, peak: float, final: float, start: float = 0.0) -> np.ndarray:
@@ -93,7 +95,8 @@ def write_sweep(tracking_uri: str, name: str, trials: list[Trial], spec: dict | 
             for key, values in series.items()
             for step, v in zip(trial.epochs, values, strict=True)
         ]
-        params = [Param(k, json.dumps(v) if not isinstance(v, str) else v) for k, v in condition.items()]
+        logged = {**trial.params, **condition}
+        params = [Param(k, json.dumps(v) if not isinstance(v, str) else v) for k, v in logged.items()]
         for i in range(0, len(metrics), 1000):
             client.log_batch(rid, metrics=metrics[i : i + 1000], params=params if i == 0 else [],
                              tags=[RunTag("synthetic", "true")] if i == 0 else [])  # fmt: skip
