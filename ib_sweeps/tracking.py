@@ -261,16 +261,18 @@ class RunLogger:
 
         items = [Param(k, str(v)) for k, v in params.items()]
         for i in range(0, len(items), _MAX_PARAMS_PER_BATCH):
-            self.client.log_batch(self.run_id, params=items[i : i + _MAX_PARAMS_PER_BATCH])
+            chunk = items[i : i + _MAX_PARAMS_PER_BATCH]
+            retry(lambda chunk=chunk: self.client.log_batch(self.run_id, params=chunk), "logging params")
 
     def artifacts(self, paths, subdir: str | None = None) -> None:
+        """Upload files (synchronously, retried like :meth:`settle`: a store that is down for a while is waited for)."""
         for path in paths:
-            self.client.log_artifact(self.run_id, str(path), subdir)
+            retry(lambda path=path: self.client.log_artifact(self.run_id, str(path), subdir), f"uploading {path}")
             name = Path(path).name if subdir is None else f"{subdir}/{Path(path).name}"
             self.files[name] = Path(path).stat().st_size
 
     def text(self, text: str, name: str) -> None:
-        self.client.log_text(self.run_id, text, name)
+        retry(lambda: self.client.log_text(self.run_id, text, name), f"uploading {name}")
         self.files[name] = len(text.encode())
 
     def wait(self) -> list[Exception]:
