@@ -87,9 +87,9 @@ def test_diverging_trial_is_failed_with_error_and_partial_trace(tracking_uri, tm
     assert t.epochs[0] == 0  # what was measured before the divergence is kept
 
 
-def test_logs_into_given_run(tracking_uri):
+def test_logs_into_given_run(tracking_uri, tmp_path):
     client = MlflowClient(tracking_uri)
-    exp = client.create_experiment("outer")
+    exp = client.create_experiment("outer", artifact_location=(tmp_path / "outer").as_uri())  # not ./mlruns
     run_id = client.create_run(exp).info.run_id
     cfg = config.validate({"train": {"epochs": 2}, "model": {"hidden": [3]}, "schedule": {"kind": "every"}})
     result = run_trial(cfg, tracking.RunOptions(tracking_uri=tracking_uri, run_id=run_id, progress=False))
