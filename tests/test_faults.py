@@ -20,6 +20,8 @@ import pytest
 from mlflow import MlflowClient
 from test_sweep_run import clean_env, runs, sweep_file
 
+from ib_sweeps import tracking
+
 pytestmark = pytest.mark.slow
 CLI = [sys.executable, "-m", "ib_sweeps.cli"]
 
@@ -38,15 +40,20 @@ def wait_for(predicate, timeout=240, what="condition"):
 
 
 def complete(client, run, epochs: int) -> None:
-    """A FINISHED trial holds loss/accuracy at every epoch 0..epochs, and I(X;T), I(Y;T) at the same measured epochs."""
+    """A FINISHED trial holds I(X;T), I(Y;T) at the same measured epochs, each once, and loss/accuracy at every
+    epoch the store keeps (:func:`ib_sweeps.trial.stored_history_epochs` and the measured ones), each once."""
+    from ib_sweeps.trial import stored_history_epochs
+
     rid = run.info.run_id
-    for key in ("loss/train", "loss/test", "accuracy/train", "accuracy/test"):
-        steps = [m.step for m in client.get_metric_history(rid, key)]
-        assert sorted(steps) == list(range(epochs + 1)), (run.info.run_name, key, len(steps))
     plane = [k for k in run.data.metrics if k.startswith(("ixt/", "iyt/"))]
     measured = {k: sorted(m.step for m in client.get_metric_history(rid, k)) for k in plane}
     assert plane and len({tuple(v) for v in measured.values()}) == 1, (run.info.run_name, "ragged measured epochs")
-    assert len(set(next(iter(measured.values())))) == len(next(iter(measured.values())))  # no step twice
+    steps = next(iter(measured.values()))
+    assert len(set(steps)) == len(steps)  # no step twice
+    expected = sorted(stored_history_epochs(epochs) | set(steps))
+    for key in ("loss/train", "loss/test", "accuracy/train", "accuracy/test"):
+        stored = sorted(m.step for m in client.get_metric_history(rid, key))
+        assert stored == expected, (run.info.run_name, key, len(stored), len(expected))
     assert {"trace.npz", "config.yaml"} <= {a.path for a in client.list_artifacts(rid)}
 
 
@@ -66,6 +73,7 @@ def test_driver_killed_then_three_resumes_at_once_run_each_trial_once(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     path = sweep_file(tmp_path, epochs=200, batch=64, seeds=2)
     args = ["sweep", path, "--tracking-uri", uri, "--max-concurrent", "1"]
+    tracking.open_client(uri)  # this process polls the store: create it first, under ib-sweeps' lock
     with open(tmp_path / "first.log", "w") as log:
         proc = start(args, tmp_path, log)
         wait_for(lambda: any(c.info.status == "FINISHED" for c in runs(uri, "tiny")[2]), what="a finished trial")
@@ -104,6 +112,7 @@ def test_fresh_after_a_kill_ends_the_old_invocation(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     path = sweep_file(tmp_path, epochs=300, batch=64, seeds=1)
     args = ["sweep", path, "--tracking-uri", uri, "--max-concurrent", "1"]
+    tracking.open_client(uri)  # this process polls the store: create it first, under ib-sweeps' lock
     with open(tmp_path / "run.log", "w") as log:
         proc = start(args, tmp_path, log)
         wait_for(lambda: any(c.info.status == "RUNNING" for c in runs(uri, "tiny")[2]), what="a running trial")
@@ -124,6 +133,7 @@ def test_worker_killed_fails_one_trial_others_go_on_and_ray_listens_on_loopback(
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     path = sweep_file(tmp_path, epochs=400, batch=64, seeds=1)
     args = ["sweep", path, "--tracking-uri", uri, "--max-concurrent", "1"]
+    tracking.open_client(uri)  # this process polls the store: create it first, under ib-sweeps' lock
     with open(tmp_path / "run.log", "w+") as log:
         proc = start(args, tmp_path, log)
         wait_for(lambda: any(c.info.status == "RUNNING" for c in runs(uri, "tiny")[2]), what="a running trial")

@@ -167,18 +167,20 @@ def test_interrupt_kill_and_resume_without_duplicates(tmp_path):
 
 
 def test_mlflow_run_main_entry_point_runs_a_sweep(tmp_path):
-    """`mlflow run . -P sweep=smoke`: trials never log into the run `mlflow run` created (MLFLOW_RUN_ID)."""
+    """`mlflow run . -P sweep=smoke`, as the README says: nothing left in `Default`, trials never in its run."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     cmd = [
-        sys.executable, "-m", "mlflow", "run", str(ROOT), "--env-manager", "local", "--experiment-name", "project",
+        sys.executable, "-m", "mlflow", "run", str(ROOT), "--env-manager", "local",
         "-P", "sweep=smoke", "-P", "profile=quick", "-P", "set=seeds=1 train.epochs=4",
     ]  # fmt: skip
     proc = subprocess.run(cmd, cwd=tmp_path, env=clean_env(MLFLOW_TRACKING_URI=uri), capture_output=True, text=True,
                           timeout=600)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     client, (parent,), children = runs(uri, "smoke")
-    project = client.get_experiment_by_name("project").experiment_id
+    project = client.get_experiment_by_name("Default").experiment_id
     _wait_for(lambda: client.search_runs([project]) == [], timeout=60)  # nothing stray is left once mlflow ends
+    assert "parent run " + parent.info.run_id in proc.stdout  # the last lines name the sweep's parent
+    assert not (tmp_path / "mlruns").exists()
     (project_run,) = client.search_runs([project], run_view_type=ViewType.ALL)
     assert project_run.info.lifecycle_stage == "deleted" and project_run.info.status == "FINISHED"
     assert project_run.data.tags["ib_sweeps.sweep_parent_run"] == parent.info.run_id
