@@ -13,7 +13,8 @@ Metric keys (information in bits; ``step`` = epoch unless said otherwise):
   (step = the window's last epoch); read back by :func:`parse_plane`.
 * ``grad/<stat>/<layer>``, ``stat`` in :data:`GRAD_STATS`: :func:`grad`, :func:`parse_grad`.
 * ``loss/train``, ``accuracy/train``, ``loss/test``, ``accuracy/test``:
-  :data:`HISTORY`, every epoch, in the column order of ``trace.npz``'s history.
+  :data:`HISTORY`, in the column order of ``trace.npz``'s history (which has
+  every epoch; the store has those of :func:`ib_sweeps.trial.stored_history_epochs`).
 * ``entropy/x``, ``entropy/y``: :data:`ENTROPY_X`, :data:`ENTROPY_Y` (step 0).
 * ``time/<name>``: :func:`time_key` (wall seconds, final step).
 * ``schedule/backtracked``: :data:`BACKTRACKED` (1.0 at epochs a schedule went back for).
