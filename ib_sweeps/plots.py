@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ib_sweeps import records
+
+_LOSSES = (records.LOSS_TRAIN, records.LOSS_TEST)
+
 # Okabe & Ito (2008), "Color Universal Design"; yellow last, as it is faint on white.
 OKABE_ITO = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#F0E442")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
@@ -137,7 +141,7 @@ def learning_curves(trace):
     epochs = np.arange(len(h))
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
     for i, key in enumerate(trace.history_keys):
-        ax = ax_loss if key.startswith("loss") else ax_acc
+        ax = ax_loss if key in _LOSSES else ax_acc
         ax.plot(epochs, h[:, i], label=key, lw=1)
     ax_loss.set_yscale("log")
     for ax in (ax_loss, ax_acc):
@@ -187,7 +191,7 @@ def gradients(trace):
         ax_snr.text(0.5, 0.5, "SNR undefined:\nstd is 0 (one batch per epoch)", ha="center", transform=ax_snr.transAxes)
     h = np.asarray(trace.history)
     for i, key in enumerate(trace.history_keys):
-        if key.startswith("loss"):
+        if key in _LOSSES:
             ax_loss.plot(np.arange(1, len(h)), h[1:, i], lw=1, label=key)
     for ax, label in ((ax_norm, "gradient norm"), (ax_snr, "SNR = ||mean|| / ||std||"), (ax_loss, "loss")):
         if any(len(line.get_ydata()) for line in ax.get_lines()):  # an empty panel has no log scale

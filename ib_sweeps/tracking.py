@@ -18,7 +18,9 @@ Metric key grammar (all information in bits):
   at measured epochs >= 1, backtracked ones included (``step`` = epoch); only
   with ``train.gradient_stats`` (default on). SNR is NaN where the std is 0
   (one batch per epoch: ``batch_size: full``).
-* ``loss/train``, ``accuracy/train``, ``loss/test``, ``accuracy/test``: every epoch.
+* ``loss/train``, ``accuracy/train``, ``loss/test``, ``accuracy/test``: epochs 0..100, 400
+  log-spaced epochs and every measured epoch (:func:`ib_sweeps.trial.stored_history_epochs`);
+  every epoch's are in ``trace.npz``.
 * ``entropy/x``, ``entropy/y``: H(X), H(Y) of the measured inputs (step 0).
 * ``time/train_s``, ``time/estimate_s``, ``time/total_s``: wall time (final);
   ``time/pooled_s``: of the pooled estimates (only with a ``pooled`` section).

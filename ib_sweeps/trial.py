@@ -271,7 +271,9 @@ def _train_and_measure(cfg, log, progress: bool):
             if windows is not None:
                 measure_windows(passed)
             bar.update(int(epoch) - bar.n)
-            bar.set_postfix({"loss": f"{rows[-1, 0]:.3g}", "test_acc": f"{rows[-1, 3]:.3f}"}, refresh=False)
+            last = dict(zip(records.HISTORY, rows[-1], strict=True))
+            shown = {"loss": f"{last[records.LOSS_TRAIN]:.3g}", "test_acc": f"{last[records.ACCURACY_TEST]:.3f}"}
+            bar.set_postfix(shown, refresh=False)
         t_wait = time.perf_counter()
         harvest(futures, wait=True)
         seconds["backtrack_wait_s"] = time.perf_counter() - t_wait

@@ -179,7 +179,12 @@ def load_trace(
 def load_history(
     sweep: str | Source, tracking_uri: str | None = None, status: str | tuple | None = "FINISHED", keys=PER_EPOCH
 ):
-    """Per-epoch history: one row per trial x epoch with the ``keys`` columns (default: loss and accuracy)."""
+    """Loss/accuracy history: one row per trial x stored epoch with the ``keys`` columns (default: loss and accuracy).
+
+    The store holds epochs 0..100, 400 log-spaced epochs and every measured
+    epoch (:func:`ib_sweeps.trial.stored_history_epochs`); every epoch is in the
+    trial's ``trace.npz``.
+    """
     import pandas as pd
 
     src = locate(sweep, tracking_uri)

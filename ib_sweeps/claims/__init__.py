@@ -77,7 +77,7 @@ def problems(claims, axes: dict[str, list | None], estimators: set[str]) -> list
     names = ", ".join(axes) or "(none)"
     for i, claim in enumerate(claims):
         at = f"claims[{i}]"
-        axis = getattr(claim, "axis", None)
+        axis = claim.compared_axis()
         if axis is not None and axis not in axes:
             out.append((f"{at}.axis", f"{axis!r} is not an axis of this sweep; allowed: {names}"))
         for key, value in claim.where.items():

@@ -82,9 +82,13 @@ class BaseClaim(BaseModel):
     def estimators(self) -> list[str | None]:
         return [self.estimator]
 
+    def compared_axis(self) -> str | None:
+        """The axis whose values this claim compares (None here; kinds with an ``axis`` field return it)."""
+        return None
+
     def axes(self) -> list[str]:
         """Sweep axes this claim names (checked against the sweep)."""
-        axis = getattr(self, "axis", None)
+        axis = self.compared_axis()
         return list(self.where) + ([axis] if axis else [])
 
     def thresholds(self) -> tuple[float, float]:

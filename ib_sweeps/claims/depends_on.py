@@ -39,6 +39,9 @@ class DependsOn(BaseClaim):
     n_resamples: PositiveInt = 9999
     seed: Annotated[int, Field(ge=0)] = 0
 
+    def compared_axis(self) -> str | None:
+        return self.axis
+
     def statement(self, estimator: str) -> str:
         return f"{self.statistic} of {self.layers_text()} depends on {self.axis}{self.where_text()} ({estimator})"
 

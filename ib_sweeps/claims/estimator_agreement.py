@@ -33,6 +33,9 @@ class EstimatorAgreement(BaseClaim):
     model_config = FROZEN | {"populate_by_name": True}
     estimator_key: ClassVar[str] = "estimators"
 
+    def compared_axis(self) -> str | None:
+        return self.axis
+
     @model_validator(mode="after")
     def _two(self):
         if self.estimator is not None:

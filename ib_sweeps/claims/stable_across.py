@@ -31,6 +31,9 @@ class StableAcross(BaseClaim):
     tolerance_bits: PositiveFloat
     confidence: Level = 0.90  # two one-sided tests at 5 % each
 
+    def compared_axis(self) -> str | None:
+        return self.axis
+
     def statement(self, estimator: str) -> str:
         return (
             f"{self.statistic} of {self.layers_text()} is stable across {self.axis} "
