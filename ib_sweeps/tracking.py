@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ib_sweeps import records
 
@@ -239,7 +240,7 @@ class RunLogger:
     timestamps, which MLflow stores once); a run ends FINISHED only after that.
     """
 
-    client: object
+    client: Any  # mlflow.MlflowClient (not imported at module level: importing MLflow is slow)
     run_id: str
     uri: str | None = None  # a SQLite store's URI lets :meth:`missing` read all steps in one query
     sent: dict = field(default_factory=dict)  # key -> {step: Metric}
