@@ -27,6 +27,7 @@ import numpy as np
 
 from ib_sweeps import records
 from ib_sweeps.analysis import figures
+from ib_sweeps.analysis.artefacts import artefact_warnings
 from ib_sweeps.analysis.intervals import t_mean
 from ib_sweeps.analysis.source import locate
 from ib_sweeps.analysis.stats import compression_table
@@ -37,6 +38,7 @@ REPLICATION = (
     "Seeds are the unit of replication: every statistic is computed per trial (one seed of one condition), "
     "and every interval is over seeds."
 )
+WARNINGS = "Warnings: possible estimator artefacts"  # :mod:`ib_sweeps.analysis.artefacts`
 _COLOURS = {"supported": "#1b7837", "refuted": "#b2182b", "inconclusive": "#8c6d00"}
 
 
@@ -105,7 +107,8 @@ def write_report(
     folder = Path(out_dir or Path("reports") / f"{safe_name(src.experiment_name)}-{src.parent_run_id[:8]}")
     folder.mkdir(parents=True, exist_ok=True)
     order = condition_order(spec, runs["condition"] if len(runs) else [])
-    facts = _facts(src, spec, runs, table) | {"condition_order": order}
+    warnings = artefact_warnings(runs, table, order)
+    facts = _facts(src, spec, runs, table) | {"condition_order": order, "warnings": warnings}
     summary = _summary_rows(table, order)
     figs = _figures(trace, table, primary, order)
     paths = folder / "report.html", folder / "report.md", folder / "verdicts.json"
@@ -228,6 +231,8 @@ def _markdown(facts: dict, verdicts: list, summary: list[dict]) -> str:
     lines += ["| # | claim | verdict | numbers |", "|---|---|---|---|"]
     for v in verdicts:
         lines.append(f"| {v.index + 1} | {v.title} | **{v.verdict}** | {v.reason} |")
+    if facts.get("warnings"):
+        lines += ["", f"## {WARNINGS}", ""] + [f"- **{w['code']}**: {w['message']}" for w in facts["warnings"]]
     lines += ["", "## Compression of the last hidden layer (bits)", ""]
     lines += ["| condition | estimator | seeds | peak I(X;T) | compression [95 % CI] | compress | final I(Y;T) |",
               "|---|---|---|---|---|---|---|"]  # fmt: skip
@@ -239,6 +244,13 @@ def _markdown(facts: dict, verdicts: list, summary: list[dict]) -> str:
     lines += ["", f"Parent run `{facts['parent_run_id']}` in {facts['tracking_uri']}; started {facts['started']}, "
               f"report generated {facts['generated']}.", ""]  # fmt: skip
     return "\n".join(lines)
+
+
+def _html_warnings(warnings: list[dict]) -> str:
+    if not warnings:
+        return ""
+    items = "".join(f"<li><code>{html.escape(w['code'])}</code>: {html.escape(w['message'])}</li>" for w in warnings)
+    return f'<h2>{WARNINGS}</h2><ul class="warnings">{items}</ul>'
 
 
 def _html(facts: dict, verdicts: list, summary: list[dict], figs: list, runs) -> str:
@@ -292,6 +304,7 @@ font-size:.9em;vertical-align:top}} th{{background:#f3f3f3}}
 <table><tr><th>#</th><th>claim</th><th>verdict</th><th>numbers that decided it</th><th>trials</th></tr>
 {verdict_rows or '<tr><td colspan="5">the sweep declares no claims</td></tr>'}</table>
 <p><em>{e(REPLICATION)}</em></p>
+{_html_warnings(facts.get("warnings", []))}
 <h2>Compression of the last hidden layer (bits)</h2>
 <table><tr><th>condition</th><th>estimator</th><th>seeds</th><th>peak I(X;T)</th><th>compression [95 % CI]</th>
 <th>compress</th><th>final I(Y;T)</th></tr>{summary_rows}</table>
