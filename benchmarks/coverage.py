@@ -13,12 +13,13 @@ the population mean. Intervals:
 Every bootstrap has 2000 resamples and is seeded; the whole table is seeded.
 Binomial standard error of a coverage near 0.95: sqrt(0.95 * 0.05 / reps).
 
-Then ``estimator_agreement`` (``min_rho`` 0.5) where the truth is below it: 4
-conditions whose true means rank 1, 2, 3, 4 under one estimator and 2, 3, 1, 4
-under the other (rho = 0.4), seeds with unit normal noise, the conditions
-``delta`` apart. How often each interval wrongly supports the claim (its low
-end >= 0.5; nominal at most 2.5 %), with the plain percentile bootstrap of
-before and the expanded one of now.
+Then ``estimator_agreement`` (``min_rho`` 0.5): 4 conditions whose true means
+rank 1, 2, 3, 4 under one estimator and 2, 3, 1, 4 under the other (rho = 0.4,
+below ``min_rho``), or alike (rho = 1), the conditions ``delta`` apart, each
+estimator's value on each seed with its own unit normal noise. How often the
+claim is supported (the interval's low end >= 0.5): wrongly at rho 0.4
+(nominal at most 2.5 %), rightly at rho 1 (the power), with the plain
+percentile bootstrap of before and the expanded one of now.
 
     python benchmarks/coverage.py [--reps 2000] [--seed 0] [--n 5 20]
 """
@@ -75,8 +76,11 @@ def coverage(population: str, n: int, reps: int, seed: int) -> dict[str, float]:
     return {name: k / reps for name, k in hits.items()}
 
 
-def agreement_errors(delta: float, n: int, reps: int, seed: int) -> dict[str, float]:
-    """Fraction of ``reps`` sweeps (4 conditions x ``n`` seeds) in which a true rho of 0.4 is judged >= 0.5."""
+def agreement_supported(b_ranks, delta: float, n: int, reps: int, seed: int) -> dict[str, float]:
+    """Fraction of ``reps`` sweeps (4 conditions x ``n`` seeds) in which agreement (rho >= 0.5) is supported.
+
+    Estimator a's true condition means are ``[0, 1, 2, 3] * delta``, b's ``b_ranks * delta``.
+    """
     import pandas as pd
 
     from ib_sweeps.claims.estimator_agreement import EstimatorAgreement
@@ -87,19 +91,20 @@ def agreement_errors(delta: float, n: int, reps: int, seed: int) -> dict[str, fl
 
     claim = {"kind": "estimator_agreement", "estimators": ["a", "b"], "min_rho": 0.5}
     judges = {"percentile": Plain(**claim), "expanded": EstimatorAgreement(**claim)}
-    truth = {"a": np.array([0, 1, 2, 3]) * delta, "b": np.array([1, 2, 0, 3]) * delta}  # Spearman rho 0.4
+    truth = {"a": np.array([0, 1, 2, 3]) * delta, "b": np.asarray(b_ranks) * delta}
     rng = np.random.default_rng(seed)
-    wrong = dict.fromkeys(judges, 0)
+    supported = dict.fromkeys(judges, 0)
     for _ in range(reps):
+        noise = rng.normal(0, 1, (4, n, 2))  # each estimator's own noise on each seed
         rows = [
             {"run_id": f"{c}-{s}", "condition": str(c), "estimator": e, "layer": "layer_1", "is_output": False,
-             "is_last_hidden": True, "compression": truth[e][c] + noise}
-            for c in range(4) for s, noise in enumerate(rng.normal(0, 1, n)) for e in truth
+             "is_last_hidden": True, "compression": truth[e][c] + noise[c, s, i]}
+            for c in range(4) for s in range(n) for i, e in enumerate(truth)
         ]  # fmt: skip
         table = pd.DataFrame(rows)
         for name, judge in judges.items():
-            wrong[name] += judge.judge_layer(table, "last_hidden", "a")[0]["verdict"] == "supported"
-    return {name: k / reps for name, k in wrong.items()}
+            supported[name] += judge.judge_layer(table, "last_hidden", "a")[0]["verdict"] == "supported"
+    return {name: k / reps for name, k in supported.items()}
 
 
 def main() -> None:
@@ -119,14 +124,16 @@ def main() -> None:
             cov = coverage(population, n, args.reps, args.seed)
             print(f"| {population} | {n} | " + " | ".join(f"{cov[m]:.3f}" for m in METHODS) + " |")
     reps = max(args.reps // 4, 1)
-    print(f"\nestimator_agreement wrongly supported (true rho 0.4 < min_rho 0.5); {reps} replications, "
-          f"seed {args.seed}; conditions delta apart, unit seed noise")  # fmt: skip
-    print("| delta | n | percentile | expanded |")
-    print("|---|---|---|---|")
+    print(f"\nestimator_agreement (min_rho 0.5) supported; {reps} replications, seed {args.seed}; "
+          "conditions delta apart, unit seed noise")  # fmt: skip
+    print("| delta | n | wrongly, rho 0.4: percentile | expanded | rightly, rho 1: percentile | expanded |")
+    print("|---|---|---|---|---|---|")
     for delta in (0.25, 0.5, 1.0):
         for n in args.n:
-            err = agreement_errors(delta, n, reps, args.seed)
-            print(f"| {delta:g} | {n} | {err['percentile']:.3f} | {err['expanded']:.3f} |")
+            err = agreement_supported([1, 2, 0, 3], delta, n, reps, args.seed)
+            power = agreement_supported([0, 1, 2, 3], delta, n, reps, args.seed)
+            cells = (err["percentile"], err["expanded"], power["percentile"], power["expanded"])
+            print(f"| {delta:g} | {n} | " + " | ".join(f"{x:.3f}" for x in cells) + " |")
     print(f"({time.perf_counter() - t0:.0f} s)")
 
 
