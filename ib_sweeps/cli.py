@@ -233,8 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="judge a sweep's claims; write an HTML/markdown/JSON report (reads MLflow only)")
     r.add_argument(
         "sweep",
-        help="sweep name, experiment id or parent run id (default invocation: the latest without a profile "
-        "that has FINISHED trials, else the one with the most; see --list)",
+        help="sweep name, experiment id or parent run id (default invocation, among those with FINISHED trials: "
+        "the latest run as the sweep file is written (no profile, no overrides), else the latest without a "
+        "profile, else the one with the most FINISHED trials; see --list)",
     )
     r.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or ./mlflow.db)")
     r.add_argument("--out", help="folder for the report (default: reports/<sweep>-<parent run id>)")
