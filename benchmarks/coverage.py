@@ -16,10 +16,12 @@ Binomial standard error of a coverage near 0.95: sqrt(0.95 * 0.05 / reps).
 Then ``estimator_agreement`` (``min_rho`` 0.5): 4 conditions whose true means
 rank 1, 2, 3, 4 under one estimator and 2, 3, 1, 4 under the other (rho = 0.4,
 below ``min_rho``), or alike (rho = 1), the conditions ``delta`` apart, each
-estimator's value on each seed with its own unit normal noise. How often the
-claim is supported (the interval's low end >= 0.5): wrongly at rho 0.4
-(nominal at most 2.5 %), rightly at rho 1 (the power), with the plain
-percentile bootstrap of before and the expanded one of now.
+estimator's value on each seed with unit normal noise (its own, or shared by
+the two estimators: the worst case for a wrong support). How often the claim
+is supported (the interval's low end >= 0.5: wrongly at rho 0.4, nominally at
+most 2.5 %; rightly at rho 1, the power) and how often the interval covers the
+true rho, for the plain percentile bootstrap of before, the variance-corrected
+one of now (``EstimatorAgreement.spread``) and the expanded one.
 
     python benchmarks/coverage.py [--reps 2000] [--seed 0] [--n 5 20]
 """
@@ -76,26 +78,39 @@ def coverage(population: str, n: int, reps: int, seed: int) -> dict[str, float]:
     return {name: k / reps for name, k in hits.items()}
 
 
-def agreement_supported(b_ranks, delta: float, n: int, reps: int, seed: int) -> dict[str, float]:
-    """Fraction of ``reps`` sweeps (4 conditions x ``n`` seeds) in which agreement (rho >= 0.5) is supported.
+def agreement(b_ranks, delta: float, n: int, reps: int, seed: int, shared: bool = False) -> dict:
+    """Per interval: (fraction supported, fraction covering the true rho) over ``reps`` sweeps of 4 x ``n`` seeds.
 
-    Estimator a's true condition means are ``[0, 1, 2, 3] * delta``, b's ``b_ranks * delta``.
+    Estimator a's true condition means are ``[0, 1, 2, 3] * delta``, b's ``b_ranks * delta``; each
+    estimator's value on each seed has unit normal noise, its own or (``shared``) the same as the other's.
     """
     import pandas as pd
+    from scipy.stats import spearmanr
 
     from ib_sweeps.claims.estimator_agreement import EstimatorAgreement
 
-    class Plain(EstimatorAgreement):  # the percentile bootstrap of before: deviations not widened
-        def _resampled_means(self, pairs, rng):
-            return pairs[rng.integers(0, len(pairs), size=(self.n_resamples, len(pairs)))].mean(axis=1)
+    class Percentile(EstimatorAgreement):  # before: resampled means as they come
+        def spread(self, n):
+            return 1.0
+
+    class Expanded(EstimatorAgreement):  # as wide as the t interval of each mean
+        def spread(self, n):
+            return expansion(n) if n > 1 else 1.0
 
     claim = {"kind": "estimator_agreement", "estimators": ["a", "b"], "min_rho": 0.5}
-    judges = {"percentile": Plain(**claim), "expanded": EstimatorAgreement(**claim)}
+    judges = {
+        "percentile": Percentile(**claim),
+        "corrected": EstimatorAgreement(**claim),
+        "expanded": Expanded(**claim),
+    }
     truth = {"a": np.array([0, 1, 2, 3]) * delta, "b": np.asarray(b_ranks) * delta}
+    rho = spearmanr(truth["a"], truth["b"]).statistic
     rng = np.random.default_rng(seed)
-    supported = dict.fromkeys(judges, 0)
+    counts = {name: [0, 0] for name in judges}
     for _ in range(reps):
-        noise = rng.normal(0, 1, (4, n, 2))  # each estimator's own noise on each seed
+        noise = rng.normal(0, 1, (4, n, 2))
+        if shared:
+            noise[..., 1] = noise[..., 0]
         rows = [
             {"run_id": f"{c}-{s}", "condition": str(c), "estimator": e, "layer": "layer_1", "is_output": False,
              "is_last_hidden": True, "compression": truth[e][c] + noise[c, s, i]}
@@ -103,8 +118,15 @@ def agreement_supported(b_ranks, delta: float, n: int, reps: int, seed: int) -> 
         ]  # fmt: skip
         table = pd.DataFrame(rows)
         for name, judge in judges.items():
-            supported[name] += judge.judge_layer(table, "last_hidden", "a")[0]["verdict"] == "supported"
-    return {name: k / reps for name, k in supported.items()}
+            d = judge.judge_layer(table, "last_hidden", "a")[0]
+            counts[name][0] += d["verdict"] == "supported"
+            counts[name][1] += d["ci_low"] - 1e-9 <= rho <= d["ci_high"] + 1e-9
+    return {name: (k / reps, c / reps) for name, (k, c) in counts.items()}
+
+
+# (true rho, b's ranks, delta, noise shared by the two estimators)
+SCENARIOS = [(0.4, [1, 2, 0, 3], 0.25, True), (0.4, [1, 2, 0, 3], 0.5, True), (0.4, [1, 2, 0, 3], 0.5, False),
+             (1.0, [0, 1, 2, 3], 0.5, False), (1.0, [0, 1, 2, 3], 1.0, False)]  # fmt: skip
 
 
 def main() -> None:
@@ -124,16 +146,15 @@ def main() -> None:
             cov = coverage(population, n, args.reps, args.seed)
             print(f"| {population} | {n} | " + " | ".join(f"{cov[m]:.3f}" for m in METHODS) + " |")
     reps = max(args.reps // 4, 1)
-    print(f"\nestimator_agreement (min_rho 0.5) supported; {reps} replications, seed {args.seed}; "
-          "conditions delta apart, unit seed noise")  # fmt: skip
-    print("| delta | n | wrongly, rho 0.4: percentile | expanded | rightly, rho 1: percentile | expanded |")
-    print("|---|---|---|---|---|---|")
-    for delta in (0.25, 0.5, 1.0):
+    print(f"\nestimator_agreement (min_rho 0.5): fraction supported / fraction of intervals covering the true rho; "
+          f"{reps} replications, seed {args.seed}; 4 conditions delta apart, unit seed noise")  # fmt: skip
+    print("| true rho | delta | noise | n | percentile (before) | corrected (now) | expanded |")
+    print("|---|---|---|---|---|---|---|")
+    for rho, ranks, delta, shared in SCENARIOS:
         for n in args.n:
-            err = agreement_supported([1, 2, 0, 3], delta, n, reps, args.seed)
-            power = agreement_supported([0, 1, 2, 3], delta, n, reps, args.seed)
-            cells = (err["percentile"], err["expanded"], power["percentile"], power["expanded"])
-            print(f"| {delta:g} | {n} | " + " | ".join(f"{x:.3f}" for x in cells) + " |")
+            res = agreement(ranks, delta, n, reps, args.seed, shared)
+            cells = " | ".join(f"{res[m][0]:.3f} / {res[m][1]:.3f}" for m in ("percentile", "corrected", "expanded"))
+            print(f"| {rho:g} | {delta:g} | {'shared' if shared else 'own'} | {n} | {cells} |")
     print(f"({time.perf_counter() - t0:.0f} s)")
 
 

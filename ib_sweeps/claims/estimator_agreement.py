@@ -1,11 +1,15 @@
 """``estimator_agreement``: two estimators rank the conditions the same way by ``statistic``.
 
 Per layer, the trials both estimators measured are grouped by condition (or by
-``axis``); Spearman's rho between the two estimators' condition means, with an expanded
-percentile bootstrap interval over seeds (each condition's resampled means
-spread by :func:`~ib_sweeps.claims.intervals.expansion`, so that at 5 seeds
-they are as wide as the t interval, not the 84 %-coverage plain bootstrap):
-supported when it lies at or above ``min_rho``, refuted when below.
+``axis``); Spearman's rho between the two estimators' condition means, with a
+percentile bootstrap interval over seeds whose resampled means are spread by
+sqrt(n / (n - 1)) about each condition's mean (:meth:`EstimatorAgreement.spread`:
+the plug-in variance's bias, large at 5 seeds): supported when it lies at or
+above ``min_rho``, refuted when below. Simulated (``benchmarks/coverage.py``), this
+interval covers the true rho in 97-100 % of sweeps and wrongly supports a true
+rho of 0.4 at most ~2.5 % of the time; widening to the t interval's width
+(:func:`~ib_sweeps.claims.intervals.expansion`) was also tried and costs most
+of the power (support of a true rho of 1 at 5 seeds: 5 % against 31 %).
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from ib_sweeps.claims.base import INCONCLUSIVE, REFUTED, SUPPORTED, BaseClaim, Level, Statistic, canon, label
-from ib_sweeps.claims.intervals import expansion
 from ib_sweeps.types import FROZEN, Float, PositiveInt, Str
 
 
@@ -81,7 +84,7 @@ class EstimatorAgreement(BaseClaim):
         lo, hi = np.quantile(rhos, level) if len(rhos) else (math.nan, math.nan)
         d.update(rho=float(rho), ci_low=float(lo), ci_high=float(hi),
                  means={lab: m.tolist() for lab, m in zip(labels, means, strict=True)})  # fmt: skip
-        interval = f"rho {rho:.2f}, expanded bootstrap CI [{lo:.2f}, {hi:.2f}]"
+        interval = f"rho {rho:.2f}, bootstrap CI [{lo:.2f}, {hi:.2f}]"
         if not np.isfinite(rho):
             d.update(verdict=INCONCLUSIVE, why="a statistic is the same in every condition: no ranking")
         elif lo >= self.min_rho:
@@ -92,11 +95,15 @@ class EstimatorAgreement(BaseClaim):
             d.update(verdict=INCONCLUSIVE, why=f"{interval} straddles {self.min_rho}")
         return d, paired["run_id"]
 
+    def spread(self, n: int) -> float:
+        """Factor on the bootstrap deviations of a mean of ``n`` seeds: sqrt(n / (n - 1)), 1 for one seed."""
+        return math.sqrt(n / (n - 1)) if n > 1 else 1.0
+
     def _resampled_means(self, pairs, rng):
-        """(B, 2) bootstrap means of one condition's (seeds, 2) values, deviations widened by ``expansion``."""
+        """(B, 2) bootstrap means of one condition's (seeds, 2) values, deviations scaled by :meth:`spread`."""
         n, mean = len(pairs), pairs.mean(axis=0)
         boot = pairs[rng.integers(0, n, size=(self.n_resamples, n))].mean(axis=1)
-        return mean + (expansion(n, self.confidence) if n > 1 else 1.0) * (boot - mean)
+        return mean + self.spread(n) * (boot - mean)
 
     def reason(self, details):
         return "; ".join(f"{d['layer']} over {len(d['conditions'])} conditions: {d['why']}" for d in details)
