@@ -176,8 +176,9 @@ def store(tmp_path_factory):
     nograd = [_trial({act: "tanh", "seed": s}, 0.0, 0.0, rng, kink=300, snr_drop=0) for s in range(5)]
     syn.write_sweep(uri, "nograd", nograd, base)
 
-    # estimators: kde_upper agrees with binning on the order of 3 bin counts, or reverses it, or is flat
-    for name, offsets in (("agree", lambda c: (0.0, 0.5)), ("reverse", lambda c: (0.0, -2 * c + 1)),
+    # estimators: kde_upper agrees with binning on the order of 3 bin counts, or reverses it (3, 2, 1 bits
+    # against 1, 2, 3), or is flat
+    for name, offsets in (("agree", lambda c: (0.0, 0.5)), ("reverse", lambda c: (0.0, 4 - 2 * c)),
                           ("flat", lambda c: (0.0, 2.0 - c))):  # fmt: skip
         ts = [_trial({"estimators.0.n_bins": nb, "seed": s}, c, 0.01, rng, estimators=("binning", "kde_upper"),
                      offsets=offsets(c)) for nb, c in ((10, 1.0), (30, 2.0), (100, 3.0)) for s in range(4)]  # fmt: skip

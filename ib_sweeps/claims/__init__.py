@@ -15,7 +15,7 @@ Seeds are the unit of replication: one trial per seed and condition.
 * ``transition_coincides``: compression onset, training-loss kink and
   gradient-SNR drop lie within ``within_epochs`` of each other.
 * ``estimator_agreement``: two estimators rank the conditions the same way
-  (Spearman rho, variance-corrected bootstrap interval over seeds, at least ``min_rho``).
+  (Spearman rho, expanded bootstrap interval over seeds, at least ``min_rho``).
 
 Checked against the sweep (axes, estimators) by :func:`problems` before any
 trial runs; judged on a compression table by :func:`judge` (the analysis reads

@@ -1,15 +1,16 @@
 """``estimator_agreement``: two estimators rank the conditions the same way by ``statistic``.
 
 Per layer, the trials both estimators measured are grouped by condition (or by
-``axis``); Spearman's rho between the two estimators' condition means, with a
-percentile bootstrap interval over seeds whose resampled means are spread by
-sqrt(n / (n - 1)) about each condition's mean (:meth:`EstimatorAgreement.spread`:
-the plug-in variance's bias, large at 5 seeds): supported when it lies at or
-above ``min_rho``, refuted when below. Simulated (``benchmarks/coverage.py``), this
-interval covers the true rho in 97-100 % of sweeps and wrongly supports a true
-rho of 0.4 at most ~2.5 % of the time; widening to the t interval's width
-(:func:`~ib_sweeps.claims.intervals.expansion`) was also tried and costs most
-of the power (support of a true rho of 1 at 5 seeds: 5 % against 31 %).
+``axis``); Spearman's rho between the two estimators' condition means, with an
+expanded percentile bootstrap interval over seeds: each condition's resampled
+means are spread about its mean by :func:`~ib_sweeps.claims.intervals.expansion`
+(:meth:`EstimatorAgreement.spread`), as wide as its t interval: supported when
+the interval lies at or above ``min_rho``, refuted when below. Simulated with 4
+conditions (``benchmarks/coverage.py``, 500 replications), it covers the true
+rho in at least 95.4 % of sweeps (the plain percentile bootstrap: 91.4 % at 5
+seeds) and wrongly supports a true rho of 0.4 in at most 0.6 % (plain: 2.8 %);
+the price is power at 5 seeds (a true rho of 1, conditions 1 SD apart: supported
+in 5 % of sweeps against 43 %; at 20 seeds 99 % either way).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from ib_sweeps.claims.base import INCONCLUSIVE, REFUTED, SUPPORTED, BaseClaim, Level, Statistic, canon, label
+from ib_sweeps.claims.intervals import expansion
 from ib_sweeps.types import FROZEN, Float, PositiveInt, Str
 
 
@@ -84,7 +86,7 @@ class EstimatorAgreement(BaseClaim):
         lo, hi = np.quantile(rhos, level) if len(rhos) else (math.nan, math.nan)
         d.update(rho=float(rho), ci_low=float(lo), ci_high=float(hi),
                  means={lab: m.tolist() for lab, m in zip(labels, means, strict=True)})  # fmt: skip
-        interval = f"rho {rho:.2f}, bootstrap CI [{lo:.2f}, {hi:.2f}]"
+        interval = f"rho {rho:.2f}, expanded bootstrap CI [{lo:.2f}, {hi:.2f}]"
         if not np.isfinite(rho):
             d.update(verdict=INCONCLUSIVE, why="a statistic is the same in every condition: no ranking")
         elif lo >= self.min_rho:
@@ -96,8 +98,8 @@ class EstimatorAgreement(BaseClaim):
         return d, paired["run_id"]
 
     def spread(self, n: int) -> float:
-        """Factor on the bootstrap deviations of a mean of ``n`` seeds: sqrt(n / (n - 1)), 1 for one seed."""
-        return math.sqrt(n / (n - 1)) if n > 1 else 1.0
+        """Factor on the bootstrap deviations of a mean of ``n`` seeds: :func:`expansion`, 1 for one seed."""
+        return expansion(n, self.confidence) if n > 1 else 1.0
 
     def _resampled_means(self, pairs, rng):
         """(B, 2) bootstrap means of one condition's (seeds, 2) values, deviations scaled by :meth:`spread`."""

@@ -5,11 +5,12 @@ Student t interval (:func:`t_mean`), not the percentile bootstrap
 (:func:`bootstrap_mean`): at n = 5 the percentile bootstrap of a normal mean
 covers about 84 % at a nominal 95 % (it uses the plug-in standard deviation,
 too small by sqrt((n - 1)/n), and normal instead of t quantiles), the t
-interval 95 %. :func:`expansion` (Hesterberg's expanded percentile bootstrap)
-makes a bootstrapped mean as wide as its t interval; ``estimator_agreement``,
-which must resample (Spearman's rho of condition means), corrects only the
-plug-in variance (see its module). Coverage measured by simulation:
-``benchmarks/coverage.py`` and ``docs/explanation/claims.md``.
+interval 95 %. A statistic that must be resampled (Spearman's rho of
+condition means in ``estimator_agreement``) uses Hesterberg's expanded
+percentile bootstrap: each resampled mean's deviation is scaled by
+:func:`expansion`, which makes a bootstrapped mean as wide as its t interval.
+Coverage measured by simulation: ``benchmarks/coverage.py`` and
+``docs/explanation/claims.md``.
 """
 
 from __future__ import annotations
