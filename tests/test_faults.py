@@ -205,7 +205,7 @@ def small_disk(tmp_path):
 def test_disk_fills_during_a_trial_never_finished_with_data_missing(small_disk, tmp_path):
     """The store's disk fills mid-trial: the trial fails (exit != 0) and its run is not FINISHED."""
     uri = f"sqlite:///{small_disk / 'mlflow.db'}"
-    cmd = [*CLI, "trial", "--tracking-uri", uri, "--no-progress", "--set", "train.epochs=3000 schedule.kind=every"]
+    cmd = [*CLI, "trial", "--tracking-uri", uri, "--no-progress", "--set", "train.epochs=1000 schedule.kind=every"]
     proc = subprocess.run(cmd, cwd=tmp_path, env=clean_env(IB_SWEEPS_SETTLE_TIMEOUT_S="5"), capture_output=True,
                           text=True, timeout=900)  # fmt: skip
     assert proc.returncode != 0, proc.stdout[-2000:]
@@ -248,7 +248,7 @@ def test_tracking_server_stops_and_restarts_during_a_trial(tmp_path):
     with open(tmp_path / "server.log", "w") as slog, open(tmp_path / "trial.log", "w+") as tlog:
         server = _server(tmp_path, port, slog)
         cmd = ["trial", "--tracking-uri", uri, "--experiment", "srv", "--no-progress",
-               "--set", "train.epochs=2500 schedule.kind=every"]  # fmt: skip
+               "--set", "train.epochs=1000 schedule.kind=every"]  # fmt: skip
         trial = start(cmd, tmp_path, tlog, MLFLOW_HTTP_REQUEST_MAX_RETRIES="2", MLFLOW_HTTP_REQUEST_TIMEOUT="5")
         client = MlflowClient(uri)
         wait_for(lambda: client.get_experiment_by_name("srv") is not None, what="the trial's experiment")
@@ -265,7 +265,7 @@ def test_tracking_server_stops_and_restarts_during_a_trial(tmp_path):
             assert code == 0, text[-3000:]
             (run,) = client.search_runs([client.get_experiment_by_name("srv").experiment_id])
             assert run.info.status == "FINISHED"
-            complete(client, run, 2500)
+            complete(client, run, 1000)
         finally:
             os.killpg(server.pid, signal.SIGKILL)
 
