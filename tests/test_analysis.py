@@ -183,6 +183,16 @@ def store(tmp_path_factory):
         ts = [_trial({"estimators.0.n_bins": nb, "seed": s}, c, 0.01, rng, estimators=("binning", "kde_upper"),
                      offsets=offsets(c)) for nb, c in ((10, 1.0), (30, 2.0), (100, 3.0)) for s in range(4)]  # fmt: skip
         syn.write_sweep(uri, name, ts, base)
+
+    # fitting: tanh's I(X;T) is highest at the first measured epoch and only falls; 3 of 5 relu seeds rise first
+    def falling(axes):
+        ixt = {("binning", layer): np.linspace(8.0, 6.0, len(EPOCHS)) for layer in LAYERS}
+        return syn.Trial(axes, EPOCHS, ixt, {key: np.full(len(EPOCHS), 0.5) for key in ixt})
+
+    nofit = [falling({act: "tanh", "seed": s}) for s in range(5)]
+    nofit += [_trial({act: "relu", "seed": s}, 1.0, 0.0, rng) if s < 3 else falling({act: "relu", "seed": s})
+              for s in range(5)]  # fmt: skip
+    syn.write_sweep(uri, "nofit", nofit, base)
     return uri
 
 
@@ -329,6 +339,7 @@ def test_verdicts_of_estimator_agreement(store):
 ACT = "model.activation"
 STABLE = {"kind": "stable_across", "axis": "train.batch_size", "tolerance_bits": 0.5}
 TRANSITION = {"kind": "transition_coincides", "where": {ACT: "tanh"}, "within_epochs": 150}
+TREND = {"kind": "trend", "axis": "estimators.0.n_bins"}
 AGREE = {"kind": "estimator_agreement", "estimators": ["binning", "kde_upper"], "axis": "estimators.0.n_bins"}
 CASES = [  # (synthetic sweep, claim, expected verdict): every claim kind reaches every verdict
     ("acts", {"kind": "compresses", "where": {ACT: "tanh"}}, "supported"),  # 5/5
@@ -349,6 +360,12 @@ CASES = [  # (synthetic sweep, claim, expected verdict): every claim kind reache
     ("agree", AGREE, "supported"),
     ("reverse", AGREE, "refuted"),
     ("flat", AGREE, "inconclusive"),  # kde_upper is the same everywhere
+    ("agree", TREND, "supported"),  # binning: 1, 2, 3 bits at 10, 30, 100 bins
+    ("reverse", TREND | {"estimator": "kde_upper"}, "refuted"),  # kde_upper: 3, 2, 1 bits
+    ("flat", TREND | {"estimator": "kde_upper"}, "inconclusive"),  # kde_upper: 2 bits everywhere, seed noise only
+    ("acts", {"kind": "fits", "where": {ACT: "tanh"}}, "supported"),  # 5/5 peak at epoch ~300
+    ("nofit", {"kind": "fits", "where": {ACT: "tanh"}}, "refuted"),  # 0/5: peak at the first epoch
+    ("nofit", {"kind": "fits", "where": {ACT: "relu"}}, "inconclusive"),  # 3/5
 ]
 
 

@@ -113,6 +113,8 @@ MINIMAL = {
     "stable_across": {"axis": "model.activation", "tolerance_bits": 0.1},
     "transition_coincides": {"within_epochs": 100},
     "estimator_agreement": {"estimators": ["binning", "kde_upper"]},
+    "trend": {"axis": "model.activation"},
+    "fits": {},
 }
 
 
@@ -131,3 +133,57 @@ def test_the_old_import_path_still_works():
     from ib_sweeps.analysis import claims as old
 
     assert old.CLAIMS is claims.CLAIMS and old.Claim is claims.Claim and "compresses" in old.__doc__
+
+
+def _ordered(values: dict[int, list[float]], column: str) -> pd.DataFrame:
+    """Last-hidden rows of one estimator: ``column`` per seed at each training size."""
+    rows = [
+        {"run_id": f"{size}-{seed}", "estimator": "binning", "layer": "layer_1", "is_output": False,
+         "is_last_hidden": True, "data.training_size": size, "seed": seed, column: v}
+        for size, vs in values.items() for seed, v in enumerate(vs)
+    ]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _verdict(raw: dict, table: pd.DataFrame):
+    (verdict,) = claims.judge(claims.parse([raw]), lambda th: table, "binning")
+    return verdict
+
+
+def test_trend_against_a_hand_computed_rho():
+    # Sizes ranked 2, 5, 8 (three seeds each), values ranked 1..9 in size order: rho = 54 / sqrt(54 * 60) = sqrt(0.9).
+    rising = _ordered({205: [0.1, 0.2, 0.3], 819: [0.4, 0.5, 0.6], 2048: [0.7, 0.8, 0.9]}, "compression")
+    raw = {"kind": "trend", "axis": "data.training_size"}
+    v = _verdict(raw, rising)
+    assert v.verdict == SUPPORTED and v.numbers["rho"] == pytest.approx(0.9**0.5, abs=1e-12)
+    assert v.numbers["p_value"] < 1e-3 and "rho 0.95" in v.reason
+    assert v.title == "compression of last_hidden is increasing in data.training_size (binning)"
+    assert _verdict(raw | {"direction": "decreasing"}, rising).verdict == REFUTED
+    # Interleaved: ranks (1, 4, 7 | 2, 5, 8 | 3, 6, 9) give rho = 18 / sqrt(54 * 60) = sqrt(0.1) ~ 0.32, p ~ 0.41.
+    flat = _ordered({205: [0.1, 0.4, 0.7], 819: [0.2, 0.5, 0.8], 2048: [0.3, 0.6, 0.9]}, "compression")
+    v = _verdict(raw, flat)
+    assert v.verdict == INCONCLUSIVE and v.numbers["rho"] == pytest.approx(0.1**0.5, abs=1e-12)
+    assert _verdict(raw | {"statistic": "iyt_final"}, rising).verdict == INCONCLUSIVE  # no such column values
+
+
+def test_trend_needs_a_numeric_axis():
+    table = _table({"tanh": [1.0, 0.8, 0.9], "relu": [0.0, 0.1, 0.0]})
+    v = _verdict({"kind": "trend", "axis": "model.activation"}, table)
+    assert v.verdict == INCONCLUSIVE and "not numeric" in v.reason
+
+
+@pytest.mark.parametrize(
+    ("epochs", "verdict", "k"),
+    [
+        ([40, 80, 120, 60, 90], SUPPORTED, 5),  # 5/5: Wilson [0.57, 1] >= 0.5
+        ([0, 0, 0, 0, 0], REFUTED, 0),  # 0/5: Wilson [0, 0.43] < 0.5
+        ([40, 0, 120, 0, 90], INCONCLUSIVE, 3),  # 3/5: [0.23, 0.88] straddles 0.5
+    ],
+)
+def test_fits_counts_trials_whose_peak_comes_later(epochs, verdict, k):
+    table = _ordered({205: epochs}, "fitting_epochs")
+    v = _verdict({"kind": "fits"}, table)
+    assert v.verdict == verdict and v.numbers["k"] == k and v.numbers["n"] == 5
+    assert v.title == "last_hidden fits (I(X;T) rises first) (binning)"
+    assert _verdict({"kind": "fits", "min_epochs": 100}, _ordered({205: [40, 80, 120, 60, 90]}, "fitting_epochs")
+                    ).numbers["k"] == 1  # fmt: skip

@@ -16,6 +16,9 @@ Seeds are the unit of replication: one trial per seed and condition.
   gradient-SNR drop lie within ``within_epochs`` of each other.
 * ``estimator_agreement``: two estimators rank the conditions the same way
   (Spearman rho, expanded bootstrap interval over seeds, at least ``min_rho``).
+* ``trend: AXIS``: ``statistic`` rises (falls) along a numeric axis (Spearman rho, p < ``alpha``).
+* ``fits``: the layers have a fitting phase (I(X;T) peaks after the first
+  measured epoch) in at least ``min_fraction`` of the trials (Wilson interval).
 
 Checked against the sweep (axes, estimators) by :func:`problems` before any
 trial runs; judged on a compression table by :func:`judge` (the analysis reads
@@ -35,8 +38,10 @@ from ib_sweeps.claims.compresses import Compresses
 from ib_sweeps.claims.depends_on import DependsOn
 from ib_sweeps.claims.does_not_compress import DoesNotCompress
 from ib_sweeps.claims.estimator_agreement import EstimatorAgreement
+from ib_sweeps.claims.fits import Fits
 from ib_sweeps.claims.stable_across import StableAcross
 from ib_sweeps.claims.transition_coincides import TransitionCoincides
+from ib_sweeps.claims.trend import Trend
 
 CLAIMS: dict[str, type[BaseClaim]] = {
     "compresses": Compresses,
@@ -45,6 +50,8 @@ CLAIMS: dict[str, type[BaseClaim]] = {
     "stable_across": StableAcross,
     "transition_coincides": TransitionCoincides,
     "estimator_agreement": EstimatorAgreement,
+    "trend": Trend,
+    "fits": Fits,
 }
 
 
