@@ -176,6 +176,38 @@ def _report(args) -> int:
     return 0
 
 
+def _reproduce(args) -> int:
+    """Run the sweeps one after another (each as ``ib-sweeps sweep`` would), then write the paper table."""
+    import subprocess
+
+    from ib_sweeps import sweep
+
+    shipped = sweep.names()
+    names = [n.strip() for n in args.sweeps.split(",") if n.strip()] if args.sweeps else shipped
+    unknown = [n for n in names if n not in shipped]
+    if unknown or not names:
+        print(f"ib-sweeps: error: unknown sweep(s) {unknown}; allowed: {', '.join(shipped)}", file=sys.stderr)
+        return 2
+    worst = 0
+    for name in [] if args.page_only else names:
+        print(f"== {name}", flush=True)
+        one = argparse.Namespace(**vars(args), sweep=name, set=[])
+        worst = max(worst, _sweep(one))
+    if args.dry_run:
+        print(f"then: the paper table of {len(names)} sweeps -> {args.out}")
+        return worst
+    try:  # the commit the page names; none outside a git checkout
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
+        commit = commit.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = ""
+    from ib_sweeps.analysis import paper_table
+
+    out = paper_table.write_page(names, args.out, args.tracking_uri, profile=args.profile or None, commit=commit)
+    print(f"paper table: {out}")
+    return worst
+
+
 def _positive(text: str) -> int | None:
     """A positive integer argument; ``""`` (an MLproject parameter's empty default) means unset."""
     if text == "":  # MLproject's empty default
@@ -244,6 +276,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--invocation", default="", metavar="RUN_ID_PREFIX", help="report this invocation (parent run id)")
     r.add_argument("--profile", default="", help="report the latest invocation run with this profile, e.g. quick")
     r.set_defaults(func=_report)
+
+    q = sub.add_parser("reproduce", help="run sweeps one after another, then write the paper table from MLflow")
+    q.add_argument("--sweeps", default="", metavar="A,B", help="comma-separated sweep names (default: every one)")
+    q.add_argument("--profile", default="", help="named profile of every sweep, e.g. quick")
+    q.add_argument("--out", default="docs/paper-table.md", help="the page (default: docs/paper-table.md)")
+    q.add_argument("--page-only", action="store_true", help="run nothing; write the page from the store")
+    q.add_argument("--max-concurrent", type=_positive, help="at most this many trials at once")
+    q.add_argument("--address", help="join this Ray cluster (default: $RAY_ADDRESS, else a private local Ray)")
+    q.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or ./mlflow.db)")
+    q.add_argument("--fresh", action="store_true", help="start new invocations even where they finished")
+    q.add_argument("--no-progress", action="store_true", help="no progress line")
+    q.add_argument("--dry-run", action="store_true", help="check the sweeps, list their trials and exit")
+    q.set_defaults(func=_reproduce)
     return parser
 
 
