@@ -121,8 +121,9 @@ def render(results: list[SweepResult], *, commit: str = "", generated: str = "")
         "reaches on the sweep's trials and the numbers that decide it. Supported: we agree with the paper;",
         "refuted: we disagree; inconclusive: the trials do not decide (usually: more seeds needed).",
         "",
-        f"**Summary:** {n_claims} claims in {len(results) - len(not_run)} sweeps: {len(agree)} agree with their "
-        f"paper, {len(disagree)} disagree, {len(undecided)} undecided"
+        f"**Summary:** {n_claims} claims in {len(results) - len(not_run)} sweeps; of the "
+        f"{len(agree) + len(disagree) + len(undecided)} that name a paper, {len(agree)} agree with it, "
+        f"{len(disagree)} disagree, {len(undecided)} undecided"
         + (f"; not run: {', '.join(not_run)}" if not_run else "")
         + ".",
     ]
