@@ -1,0 +1,113 @@
+"""Trial arrays (ib_sweeps.train.array): replica r is the core alone with seed r, to float rounding."""
+
+import numpy as np
+import pytest
+
+from ib_sweeps import config, data
+
+pytestmark = pytest.mark.usefixtures("tf_ready")
+
+SEEDS = (0, 1, 2)
+TINY = {"model": {"hidden": [6, 4]}, "train": {"epochs": 12, "gradient_stats": False, "learning_rate": 0.01}}
+
+
+def _cfg(seed, model=None, train=None):
+    return config.validate(
+        {"seed": seed, "model": {**TINY["model"], **(model or {})}, "train": {**TINY["train"], **(train or {})}}
+    )
+
+
+def _alone(cfg, seed):
+    from ib_sweeps import train
+
+    d = data.load(cfg.data, np.random.default_rng(seed))
+    return train.build_core(cfg.model, cfg.train, d, seed), d
+
+
+def _array(cfgs, datasets, seeds):
+    from ib_sweeps.train.array import build_array_core
+
+    return build_array_core([c.model for c in cfgs], [c.train for c in cfgs], datasets, list(seeds))
+
+
+def _close(a, b, rtol):
+    """|a - b| <= rtol * max(|a|, |b|) elementwise, a floor of rtol for entries near zero."""
+    return np.all(np.abs(a - b) <= rtol * np.maximum(np.maximum(np.abs(a), np.abs(b)), 1.0))
+
+
+@pytest.fixture(scope="module")
+def trio():
+    """Three replicas (seeds 0-2, own data splits; activation, init and learning rate varied) and each alone.
+
+    Built and trained once for the module: initial weights, then epochs 0 and 12, of the array and of each core.
+    """
+    cfgs = [
+        _cfg(0),
+        _cfg(1, model={"activation": "relu", "init_std": 0.5}, train={"learning_rate": 0.003}),
+        _cfg(2, model={"init": "keras_default"}),
+    ]
+    alone = [_alone(c, s) for c, s in zip(cfgs, SEEDS, strict=True)]
+    arr = _array(cfgs, [d for _, d in alone], SEEDS)
+    got = {"w0": arr.weights(), "w0_alone": [core.weights() for core, _ in alone], "arr": arr}
+    got["first"], got["last"], got["w"] = arr.advance(0), arr.advance(12), arr.weights()
+    got["alone"] = [(core.advance(0), core.advance(12), core.weights()) for core, _ in alone]
+    got["n_train"] = len(alone[0][1].x_train)
+    return got
+
+
+def test_inputs_bit_identical_to_the_core_alone(trio):
+    import tensorflow as tf
+
+    from ib_sweeps.train import minibatch_order, split_seed
+
+    arr, n = trio["arr"], trio["n_train"]
+    for r, seed in enumerate(SEEDS):
+        assert np.array_equal(trio["w0"][r], trio["w0_alone"][r])
+        # The single core's order, drawn as its compiled graph draws it (XLA, not eager).
+        order_seed = split_seed(seed)[1]
+        order = tf.function(lambda e, s=order_seed: minibatch_order(s, e, n), jit_compile=True)
+        for epoch in (1, 2, 7):
+            assert np.array_equal(arr.orders(epoch)[r], order(tf.constant(epoch)).numpy())
+    assert not np.array_equal(arr.orders(1)[0], arr.orders(1)[1])
+
+
+def test_numbers_agree_with_the_core_alone(trio):
+    for r in range(len(SEEDS)):
+        (rows0, acts0), (rows, acts), w = trio["alone"][r]
+        (arr_rows0, arr_acts0), (arr_rows, arr_acts) = trio["first"][r], trio["last"][r]
+        assert _close(arr_rows0, rows0, 1e-6)
+        assert all(_close(a, b, 1e-6) for a, b in zip(arr_acts0, acts0, strict=True))  # epoch 0: float rounding
+        assert _close(arr_rows[:, [0, 2]], rows[:, [0, 2]], 1e-5)  # losses, epochs 1-12
+        assert _close(trio["w"][r], w, 1e-5)
+        assert np.abs(arr_rows[:, [1, 3]] - rows[:, [1, 3]]).max() <= 2 / 4096  # accuracy: a flip or two at most
+        assert all(a.shape == b.shape and a.dtype == b.dtype for a, b in zip(arr_acts, acts, strict=True))
+
+
+def test_a_diverging_replica_is_reported_and_the_others_train_on():
+    from ib_sweeps.train import TrainingDiverged
+
+    sgd = {"optimizer": "sgd", "momentum": 0.9, "epochs": 15}
+    cfgs = [
+        _cfg(0, train={**sgd, "learning_rate": 0.1}),
+        _cfg(1, {"activation": "linear"}, {**sgd, "learning_rate": 1e6}),
+    ]
+    core, d = _alone(cfgs[0], 0)
+    arr = _array(cfgs, d, [0, 1])
+    arr.advance(0)
+    out = arr.advance(15)
+    assert isinstance(out[1], TrainingDiverged) and 1 <= out[1].epoch <= 15
+    assert np.isfinite(out[1].rows).all() and len(out[1].rows) == out[1].epoch - 1
+    core.advance(0)
+    rows, _ = core.advance(15)
+    assert np.isfinite(out[0][0]).all() and _close(out[0][0][:, [0, 2]], rows[:, [0, 2]], 1e-5)
+    assert _close(arr.weights()[0], core.weights(), 1e-5)
+    assert arr.advance(15)[1] is out[1]  # stays failed
+
+
+def test_configs_that_cannot_share_a_graph_are_refused():
+    with pytest.raises(ValueError, match="hidden"):
+        _array([_cfg(0), _cfg(1, model={"hidden": [5, 4]})], None, [0, 1])
+    with pytest.raises(ValueError, match="gradient_stats"):
+        _array([_cfg(0, train={"gradient_stats": True})], None, [0])
+    with pytest.raises(ValueError, match="noise_std"):
+        _array([_cfg(0, model={"noise_std": 0.1})], None, [0])
