@@ -314,6 +314,8 @@ class RunLogger:
 
         def repair():
             problems = self.missing()
+            if not problems:  # the usual case: one read of the store, nothing to re-send
+                return
             metrics = [m for key in problems if key in self.sent for m in self.sent[key].values()]
             for i in range(0, len(metrics), _MAX_METRICS_PER_BATCH):
                 self.client.log_batch(self.run_id, metrics=metrics[i : i + _MAX_METRICS_PER_BATCH])

@@ -195,7 +195,7 @@ def _train_and_measure(cfg, log, progress: bool):
     logged: set[int] = set()  # epochs whose loss/accuracy went to the store (each exactly once)
 
     def history_steps(first_epoch, rows):
-        steps = _history_steps(first_epoch, rows, train.HISTORY_KEYS, kept - logged)
+        steps = [s for s in _history_steps(first_epoch, rows, train.HISTORY_KEYS, kept) if s[0] not in logged]
         logged.update(e for e, _ in steps)
         return steps
 

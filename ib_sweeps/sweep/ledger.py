@@ -128,24 +128,26 @@ def open_parent(sweep: Sweep, led: Ledger, *, fresh: bool = False) -> Ledger:
 
 def _kill_stale(client, experiment_id: str, parent_run_id: str, *, end_parent: bool) -> int:
     """Mark the children of a dead driver's parent left RUNNING as KILLED (and the parent too if asked)."""
-    stale = [r for r in children(client, experiment_id, parent_run_id) if r.info.status == "RUNNING"]
-    for run in stale:
-        client.set_tag(run.info.run_id, ERROR, STALE)
-        client.set_terminated(run.info.run_id, "KILLED")
+    stale = _end_running(client, children(client, experiment_id, parent_run_id), STALE)
     if end_parent:
         client.set_tag(parent_run_id, ERROR, STALE.replace("on resume", "when a fresh invocation started"))
         client.set_terminated(parent_run_id, "KILLED")
     return len(stale) + int(end_parent)
 
 
+def _end_running(client, runs, reason: str) -> list:
+    """End the runs among ``runs`` still RUNNING as KILLED, with ``reason`` in their error tag; return them."""
+    running = [run for run in runs if run.info.status == "RUNNING"]
+    for run in running:
+        client.set_tag(run.info.run_id, ERROR, reason)
+        client.set_terminated(run.info.run_id, "KILLED")
+    return running
+
+
 def finish(ledger: Ledger, status: str, reason: str = INTERRUPTED) -> dict[str, int]:
     """Mark children left RUNNING as KILLED (``reason``), write ``summary.csv`` and counts, end the parent."""
     kids = children(ledger.client, ledger.experiment_id, ledger.parent_run_id)
-    running = [run for run in kids if run.info.status == "RUNNING"]
-    for run in running:
-        ledger.client.set_tag(run.info.run_id, ERROR, reason)
-        ledger.client.set_terminated(run.info.run_id, "KILLED")
-    if running:  # read their new status and tags back
+    if _end_running(ledger.client, kids, reason):  # read their new status and tags back
         kids = children(ledger.client, ledger.experiment_id, ledger.parent_run_id)
     table = summary_table(kids)
     counts = {s: int((table["status"] == s).sum()) if len(table) else 0 for s in ("FINISHED", "FAILED", "KILLED")}
