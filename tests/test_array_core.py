@@ -8,7 +8,7 @@ from ib_sweeps import config, data
 pytestmark = pytest.mark.usefixtures("tf_ready")
 
 SEEDS = (0, 1, 2)
-TINY = {"model": {"hidden": [6, 4]}, "train": {"epochs": 12, "gradient_stats": False, "learning_rate": 0.01}}
+TINY = {"model": {"hidden": [6, 4]}, "train": {"epochs": 12, "learning_rate": 0.01}}
 
 
 def _cfg(seed, model=None, train=None):
@@ -51,6 +51,8 @@ def trio():
     got = {"w0": arr.weights(), "w0_alone": [core.weights() for core, _ in alone], "arr": arr}
     got["first"], got["last"], got["w"] = arr.advance(0), arr.advance(12), arr.weights()
     got["alone"] = [(core.advance(0), core.advance(12), core.weights()) for core, _ in alone]
+    got["grads"], got["grads_alone"] = arr.gradient_stats(0, 13), [core.gradient_stats(0, 13) for core, _ in alone]
+    got["names_alone"] = [core.layer_names for core, _ in alone]
     got["n_train"] = len(alone[0][1].x_train)
     return got
 
@@ -83,6 +85,16 @@ def test_numbers_agree_with_the_core_alone(trio):
         assert all(a.shape == b.shape and a.dtype == b.dtype for a, b in zip(arr_acts, acts, strict=True))
 
 
+def test_gradient_statistics_and_layer_names_agree_with_the_core_alone(trio):
+    grads = trio["grads"]
+    assert grads.shape == (13, len(SEEDS), 3, 3) and grads.dtype == np.float64
+    assert np.isnan(grads[0]).all() and np.isfinite(grads[1:]).all()
+    for r in range(len(SEEDS)):
+        assert _close(grads[1:, r], trio["grads_alone"][r][1:], 1e-4)  # mean norm, std norm, SNR; epochs 1-12
+        assert trio["arr"].layer_names == trio["names_alone"][r]
+    assert np.isnan(trio["arr"].gradient_stats(13, 14)).all()  # not trained yet
+
+
 def test_a_diverging_replica_is_reported_and_the_others_train_on():
     from ib_sweeps.train import TrainingDiverged
 
@@ -107,7 +119,7 @@ def test_a_diverging_replica_is_reported_and_the_others_train_on():
 def test_configs_that_cannot_share_a_graph_are_refused():
     with pytest.raises(ValueError, match="hidden"):
         _array([_cfg(0), _cfg(1, model={"hidden": [5, 4]})], None, [0, 1])
-    with pytest.raises(ValueError, match="gradient_stats"):
-        _array([_cfg(0, train={"gradient_stats": True})], None, [0])
+    with pytest.raises(ValueError, match="optimizer"):
+        _array([_cfg(0, train={"optimizer": "adadelta"})], None, [0])
     with pytest.raises(ValueError, match="noise_std"):
         _array([_cfg(0, model={"noise_std": 0.1})], None, [0])

@@ -20,8 +20,10 @@ The optimizers are Keras's Adam and SGD written out elementwise (same
 formulas, same order of operations), so a learning rate can be a per-replica
 vector; the replicas step in lockstep, so one iteration counter serves all.
 
-Not covered yet: noisy and quantized networks, CNNs, Adadelta, gradient
-statistics, weight snapshots (backtracking schedules) and ``activity_from``.
+Gradient statistics (``train.gradient_stats``) are kept per replica
+(:meth:`ArrayCore.gradient_stats`). Not covered yet: noisy and quantized
+networks, CNNs, Adadelta, weight snapshots (backtracking schedules) and
+``activity_from``.
 Replicas are independent in the graph (the summed loss gives each replica its
 own gradient; batched ops keep slices apart), so a replica whose loss turns
 non-finite is reported as :class:`~ib_sweeps.train.TrainingDiverged` in its
@@ -34,10 +36,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ib_sweeps import models
+from ib_sweeps.train.array_net import ArrayNet, build_array_net, forward, xent
+from ib_sweeps.train.array_optimizer import ArrayOptimizer
 from ib_sweeps.train.batching import minibatch_order
 from ib_sweeps.train.core import TrainingDiverged
 from ib_sweeps.train.network import split_seed
+
+__all__ = ["ArrayCore", "build_array_core", "check_array"]
 
 # Fields that may differ between replicas; every other field of the configs must be equal.
 PER_REPLICA_MODEL = ("activation", "init", "init_std")
@@ -56,8 +61,6 @@ def check_array(model_cfgs, train_cfgs) -> None:
         raise ValueError("trial arrays train plain MLPs only (no CNN, noise_std or quantize_levels yet)")
     if train.optimizer not in OPTIMIZERS:
         raise ValueError(f"trial arrays: optimizer {train.optimizer!r} not supported; allowed: {', '.join(OPTIMIZERS)}")
-    if train.gradient_stats:
-        raise ValueError("trial arrays: gradient_stats not supported yet")
     for cfgs, free in ((model_cfgs, PER_REPLICA_MODEL), (train_cfgs, PER_REPLICA_TRAIN)):
         shared = [{k: v for k, v in c.model_dump().items() if k not in free} for c in cfgs]
         for r, fields in enumerate(shared):
@@ -82,126 +85,6 @@ def stack_data(datasets):
 
 
 @dataclass(frozen=True)
-class ArrayNet:
-    """N MLPs as stacked variables: ``kernels[i]`` (N, fan_in, width), ``biases[i]`` (N, width).
-
-    ``acts[i]``: layer i's activation name per replica ("linear" for the output).
-    """
-
-    kernels: list
-    biases: list
-    acts: list[list[str]]
-
-    @property
-    def variables(self) -> list:
-        """Kernel and bias of each layer in turn (the single core's variable order)."""
-        return [v for pair in zip(self.kernels, self.biases, strict=True) for v in pair]
-
-    @property
-    def n(self) -> int:
-        return int(self.kernels[0].shape[0])
-
-
-def build_array_net(model_cfgs, data, init_seeds) -> ArrayNet:
-    """The replicas' layers drawn by :func:`ib_sweeps.models.build`, as :func:`build_network` draws them, stacked."""
-    import tensorflow as tf
-
-    nets = [models.build(c, data.input_shape, data.n_classes, s) for c, s in zip(model_cfgs, init_seeds, strict=True)]
-    kernels = [tf.Variable(np.stack([net[i].kernel.numpy() for net in nets])) for i in range(len(nets[0]))]
-    biases = [tf.Variable(np.stack([net[i].bias.numpy() for net in nets])) for i in range(len(nets[0]))]
-    acts = [[*models.layer_activations(c), "linear"] for c in model_cfgs]
-    return ArrayNet(kernels, biases, [list(layer) for layer in zip(*acts, strict=True)])
-
-
-def activate(names: list[str], h):
-    """Each replica's slice of h (N, ...) through its activation; replicas grouped by name (no cross-talk)."""
-    import keras
-    import tensorflow as tf
-
-    if len(set(names)) == 1:
-        return keras.activations.get(names[0])(h)
-    groups = {name: [r for r, m in enumerate(names) if m == name] for name in dict.fromkeys(names)}
-    order = [r for idx in groups.values() for r in idx]
-    parts = [keras.activations.get(name)(tf.gather(h, idx)) for name, idx in groups.items()]
-    return tf.gather(tf.concat(parts, axis=0), np.argsort(order))
-
-
-def forward(net: ArrayNet, x):
-    """Every layer's output (N, rows, width), logits last, of x: (N, rows, features), or (rows, features) for all.
-
-    Computed feature-major, (N, width, rows): each batched matmul then runs along
-    the long rows axis, ~1.3x faster on CPU with XLA than (N, rows, width) (measured,
-    N = 5 and 30). A shared x (rows, features) enters as one matmul for all replicas.
-    """
-    import tensorflow as tf
-
-    outs, h = [], tf.transpose(x, [0, 2, 1] if len(x.shape) == 3 else [1, 0])
-    for i, (kernel, bias, names) in enumerate(zip(net.kernels, net.biases, net.acts, strict=True)):
-        z = (
-            tf.einsum("nio,ib->nob", kernel, h)
-            if i == 0 and len(h.shape) == 2
-            else tf.matmul(kernel, h, transpose_a=True)
-        )
-        h = activate(names, z + bias[:, :, None])
-        outs.append(h)
-    return [tf.transpose(h, [0, 2, 1]) for h in outs]
-
-
-def xent(net: ArrayNet, x, y):
-    """(mean cross-entropy (N,), logits (N, rows, classes)) of each replica on x, labels y (N, rows) or (rows,)."""
-    import tensorflow as tf
-
-    logits = forward(net, x)[-1]
-    y = tf.broadcast_to(y, tf.shape(logits)[:2])
-    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits), axis=1), logits
-
-
-class ArrayOptimizer:
-    """Keras's Adam or (momentum) SGD, elementwise on stacked variables, a learning rate per replica.
-
-    Keras 3's update formulas (``keras/src/optimizers/{adam,sgd}.py``), op for op.
-    """
-
-    beta_1, beta_2, epsilon = 0.9, 0.999, 1e-7  # Keras's Adam defaults (make_optimizer sets only the rate)
-
-    def __init__(self, train_cfgs, variables):
-        import tensorflow as tf
-
-        self.kind = train_cfgs[0].optimizer
-        self.variables = variables
-        lr = np.array([c.learning_rate for c in train_cfgs], np.float32)
-        momentum = np.array([c.momentum for c in train_cfgs], np.float32)
-        self.lr = [tf.constant(lr.reshape(-1, *[1] * (len(v.shape) - 1))) for v in variables]
-        self.momentum = [tf.constant(momentum.reshape(-1, *[1] * (len(v.shape) - 1))) for v in variables]
-        self.use_momentum = self.kind == "sgd" and bool(momentum.any())
-        slots = 2 if self.kind == "adam" else int(self.use_momentum)
-        self.slots = [[tf.Variable(tf.zeros_like(v)) for v in variables] for _ in range(slots)]
-        self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False)
-
-    def apply(self, grads):
-        import tensorflow as tf
-
-        step = tf.cast(self.iterations + 1, tf.float32)
-        for i, (g, var) in enumerate(zip(grads, self.variables, strict=True)):
-            lr = self.lr[i]
-            if self.kind == "adam":
-                m, v = self.slots[0][i], self.slots[1][i]
-                b1_power = tf.pow(tf.cast(self.beta_1, tf.float32), step)
-                b2_power = tf.pow(tf.cast(self.beta_2, tf.float32), step)
-                alpha = lr * tf.sqrt(1 - b2_power) / (1 - b1_power)
-                m.assign_add((g - m) * (1 - self.beta_1))
-                v.assign_add((tf.square(g) - v) * (1 - self.beta_2))
-                var.assign_sub((m * alpha) / (tf.sqrt(v) + self.epsilon))
-            elif self.use_momentum:
-                m = self.slots[0][i]
-                m.assign(m * self.momentum[i] - g * lr)
-                var.assign_add(m)
-            else:
-                var.assign_sub(g * lr)
-        self.iterations.assign_add(1)
-
-
-@dataclass(frozen=True)
 class ArrayData:
     """The replicas' sets: x (N, rows, features), y (N, rows), or one shared set (no N axis); batches of ``size``."""
 
@@ -220,8 +103,14 @@ class ArrayData:
         n = int(self.x_train.shape[-2])
         return tf.stack([minibatch_order(s, epoch, n) for s in self.order_seeds])
 
-    def fold(self, epoch, step):
-        """``step(xb (N, b, f), yb (N, b))`` over the epoch's minibatches, each replica in its own order."""
+    @property
+    def count(self) -> int:
+        """Minibatches (steps) per epoch."""
+        return -(-int(self.x_train.shape[-2]) // self.size)
+
+    def fold(self, epoch, step, carry):
+        """``carry = step(xb (N, b, f), yb (N, b), carry)`` over the epoch's minibatches, each replica in its own
+        order; the last carry."""
         import tensorflow as tf
 
         order = self.orders(epoch)
@@ -232,9 +121,51 @@ class ArrayData:
         n_full = n // bs
         for b in tf.range(n_full):
             start = b * bs
-            step(tf.slice(xs, [0, start, 0], [-1, bs, -1]), tf.slice(ys, [0, start], [-1, bs]))
+            carry = step(tf.slice(xs, [0, start, 0], [-1, bs, -1]), tf.slice(ys, [0, start], [-1, bs]), carry)
         if n % bs:
-            step(xs[:, n_full * bs :], ys[:, n_full * bs :])
+            carry = step(xs[:, n_full * bs :], ys[:, n_full * bs :], carry)
+        return carry
+
+
+@dataclass(frozen=True)
+class ArrayGradStats:
+    """Each replica's kernel-gradient statistics, as :mod:`ib_sweeps.train.gradient_stats` computes them alone.
+
+    ``norms``: tf.Variable float32 (epochs + 1, N, n_layers, 2), (mean norm, std
+    norm) per epoch, replica and layer, NaN until recorded. The gradient of the
+    summed loss w.r.t. a stacked kernel (N, fan_in, width) holds each replica's
+    own gradient in its slice, so the sums run per slice; float64, as alone.
+    """
+
+    norms: object
+    n_batches: int
+
+    @staticmethod
+    def zeros(kernels):
+        """The loop-carried (sum, sum of squares) of an epoch's kernel gradients, each layer (N, fan_in, width)."""
+        import tensorflow as tf
+
+        return tuple((tf.zeros(k.shape, tf.float64),) * 2 for k in kernels)
+
+    def add(self, sums, kernel_grads):
+        import tensorflow as tf
+
+        out = []
+        for (s, sq), g in zip(sums, kernel_grads, strict=True):
+            g = tf.cast(g, tf.float64)
+            out.append((s + g, sq + g * g))
+        return tuple(out)
+
+    def record(self, sums, epoch):
+        """Write epoch ``epoch``'s (N, n_layers, 2) of ``norms``."""
+        import tensorflow as tf
+
+        rows = []
+        for s, sq in sums:
+            mean = s / self.n_batches
+            var = tf.maximum(sq / self.n_batches - mean * mean, 0.0)
+            rows.append(tf.stack([tf.norm(mean, axis=[1, 2]), tf.sqrt(tf.reduce_sum(var, axis=[1, 2]))], axis=1))
+        self.norms.scatter_nd_update([[epoch]], [tf.cast(tf.stack(rows, axis=1), tf.float32)])
 
 
 @dataclass
@@ -246,6 +177,7 @@ class ArrayCore:
     history: object  # tf.Variable (epochs + 1, N, 4)
     net: ArrayNet
     layer_names: list[str]
+    grad_norms: object = None  # tf.Variable (epochs + 1, N, n_layers, 2) with gradient_stats, else None
     epoch: int = 0
 
     def __post_init__(self):
@@ -258,6 +190,21 @@ class ArrayCore:
     def weights(self) -> np.ndarray:
         """Each replica's flat weights (N, n_params) float32, in the single core's ``weights()`` order."""
         return np.concatenate([v.numpy().reshape(self.n, -1) for v in self.net.variables], axis=1)
+
+    def gradient_stats(self, first: int, stop: int) -> np.ndarray:
+        """Gradient statistics of epochs ``first .. stop-1``: float64 (k, N, n_layers, 3).
+
+        [:, r] is what :meth:`TrainingCore.gradient_stats` gives for replica r
+        alone: columns :data:`ib_sweeps.gradients.KEYS` (mean norm, std norm,
+        SNR); NaN for epoch 0 and epochs not trained yet (a diverged replica's
+        rows after it diverged are whatever its non-finite gradients gave).
+        Needs ``train.gradient_stats``.
+        """
+        from ib_sweeps import gradients
+
+        if self.grad_norms is None:
+            raise ValueError("gradient statistics are off (train.gradient_stats: false)")
+        return gradients.with_snr(self.grad_norms[first:stop].numpy())
 
     def orders(self, epoch: int) -> np.ndarray:
         """The minibatch orders (N, n_train) int32 the replicas train epoch ``epoch`` in."""
@@ -314,11 +261,17 @@ def build_array_core(model_cfgs, train_cfgs, datasets, seeds) -> ArrayCore:
     batches = ArrayData(x_train, y_train, x_test, y_test, x_measure, list(order_seeds), size)
     epoch = tf.Variable(0, dtype=tf.int32, trainable=False)
     history = tf.Variable(tf.zeros([train.epochs + 1, n, 4]), trainable=False)
+    grads = None
+    if train.gradient_stats:
+        norms = tf.Variable(tf.fill([train.epochs + 1, n, len(net.kernels), 2], np.nan), trainable=False)
+        grads = ArrayGradStats(norms, batches.count)
 
-    def step(xb, yb):
+    def step(xb, yb, sums):
         with tf.GradientTape() as tape:
             loss = tf.reduce_sum(xent(net, xb, yb)[0])  # replica r's own loss is all its weights feel
-        opt.apply(tape.gradient(loss, net.variables))
+        g = tape.gradient(loss, net.variables)
+        opt.apply(g)
+        return sums if grads is None else grads.add(sums, g[::2])  # kernels: every other variable
 
     def evaluate(x, y):
         loss, logits = xent(net, x, y)
@@ -335,12 +288,15 @@ def build_array_core(model_cfgs, train_cfgs, datasets, seeds) -> ArrayCore:
         i = tf.constant(0)
         while i < n_epochs:
             epoch.assign_add(1)
-            batches.fold(epoch, step)
+            sums = batches.fold(epoch, step, () if grads is None else grads.zeros(net.kernels))
             record()
+            if grads is not None:
+                grads.record(sums, epoch)
             i += 1
         outs = forward(net, x_measure)
         return [*outs[:-1], tf.nn.softmax(outs[-1])]
 
     orders_at = tf.function(batches.orders, jit_compile=True)
+    # The single core's Keras layer names (models/mlp.py).
     names = [f"layer_{i + 1}" for i in range(len(net.kernels))]
-    return ArrayCore(run, orders_at, history, net, names)
+    return ArrayCore(run, orders_at, history, net, names, None if grads is None else grads.norms)
