@@ -187,6 +187,9 @@ HOST, PID = "ib_sweeps.host", "ib_sweeps.pid"  # the driver holding a parent run
 ERROR = "ib_sweeps.error"  # why a run did not finish
 SWEEP_PARENT_RUN = "ib_sweeps.sweep_parent_run"  # on an `mlflow run` wrapper run: the sweep's parent
 MLFLOW_PROJECT_RUN = "ib_sweeps.mlflow_project_run"  # on a parent run: its `mlflow run` wrapper
+GPU_IDS = "ib_sweeps.gpu_ids"  # a trial's GPUs: "ray:<ids>" (Ray's assignment) or "env:<CUDA_VISIBLE_DEVICES>"
+GPU_DEVICES = "ib_sweeps.gpu_devices"  # the GPUs TensorFlow sees in the trial's process, or "none"
+GPU_MEMORY = "ib_sweeps.gpu_memory"  # the GPU memory policy: "growth", "limit:<MiB>", "none: no GPU" ...
 ROLE_SWEEP, ROLE_TRIAL = "sweep", "trial"
 _CLAIM, _LOCK = "ib_sweeps.claim.", "ib_sweeps.lock."
 
@@ -197,7 +200,7 @@ EXPERIMENT_KIND = "mlflow.experimentKind"
 
 # Every fixed tag name (``ib_sweeps.*`` first, then MLflow's).
 TAGS: tuple[str, ...] = (VERSION, CONFIG_HASH, SEED, ROLE, SWEEP, INVOCATION, AXES, HOST, PID, ERROR, SWEEP_PARENT_RUN)
-TAGS += (MLFLOW_PROJECT_RUN, PARENT_RUN_ID, NOTE, EXPERIMENT_KIND)
+TAGS += (MLFLOW_PROJECT_RUN, GPU_IDS, GPU_DEVICES, GPU_MEMORY, PARENT_RUN_ID, NOTE, EXPERIMENT_KIND)
 
 
 def claim_tag(number: int) -> str:

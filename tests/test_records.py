@@ -121,6 +121,9 @@ def test_tag_names_are_pinned():
         "ERROR": "ib_sweeps.error",
         "SWEEP_PARENT_RUN": "ib_sweeps.sweep_parent_run",
         "MLFLOW_PROJECT_RUN": "ib_sweeps.mlflow_project_run",
+        "GPU_IDS": "ib_sweeps.gpu_ids",
+        "GPU_DEVICES": "ib_sweeps.gpu_devices",
+        "GPU_MEMORY": "ib_sweeps.gpu_memory",
         "PARENT_RUN_ID": "mlflow.parentRunId",
         "NOTE": "mlflow.note.content",
         "EXPERIMENT_KIND": "mlflow.experimentKind",
@@ -131,7 +134,7 @@ def test_tag_names_are_pinned():
         records.lock_field(records.lock_tag("heartbeat")) == "heartbeat" and records.lock_field("ib_sweeps.pid") is None
     )
     own = [t for t in records.TAGS if records.is_own_tag(t)]
-    assert len(own) == 12 and not records.is_own_tag(records.PARENT_RUN_ID)
+    assert len(own) == 15 and not records.is_own_tag(records.PARENT_RUN_ID)
 
 
 # --- trace.npz -----------------------------------------------------------------------------------------------
