@@ -114,6 +114,7 @@ def _sweep(args) -> int:
             for trial in resolved.trials():
                 print(trial.name)
         print(f"{spec.name}: {len(resolved.trials()) if spec.search is None else spec.search.n_trials} trials")
+        print(f"{spec.name}: {_array_line(resolved)}")
         return 0
     missing = resolved.missing_data()
     if missing:  # an absent data file skips the sweep, not fails it: nothing to run on this machine
@@ -141,6 +142,23 @@ def _sweep(args) -> int:
         flush=True,
     )
     return outcome.exit_code
+
+
+def _array_line(resolved) -> str:
+    """How the trials would be packed into trial arrays on this machine (``resources.array_size``)."""
+    from ib_sweeps.sweep import arrays
+
+    spec = resolved.spec
+    trials = resolved.trials() if spec.search is None else []
+    slots = arrays.local_slots(spec.resources.gpus, spec.resources.cpus)
+    plan = arrays.layout(resolved, trials, slots)
+    if spec.search is not None or plan.size == 1:
+        return f"resources.array_size {spec.resources.array_size}: {plan.reason}"
+    sizes = sorted({len(a) for a in plan.arrays}, reverse=True)
+    return (
+        f"resources.array_size {spec.resources.array_size}: {len(plan.arrays)} trial arrays of "
+        f"{'/'.join(map(str, sizes))} trials ({plan.reason}; on this machine, for a local Ray instance)"
+    )
 
 
 def _report(args) -> int:

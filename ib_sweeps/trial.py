@@ -83,7 +83,7 @@ def stored_history_epochs(n_epochs: int) -> frozenset[int]:
     return frozenset(kept)
 
 
-def _history_steps(first_epoch: int, rows: np.ndarray, keys, kept) -> list[tuple[int, dict[str, float]]]:
+def history_steps(first_epoch: int, rows: np.ndarray, keys, kept) -> list[tuple[int, dict[str, float]]]:
     """``(epoch, {loss/accuracy key: value})`` of the epochs in ``kept`` among ``rows`` (from ``first_epoch``)."""
     return [
         (first_epoch + i, dict(zip(keys, row, strict=True))) for i, row in enumerate(rows) if first_epoch + i in kept
@@ -138,7 +138,7 @@ def run_trial(cfg: config.TrialConfig, opts: tracking.RunOptions | None = None) 
     }
     with tracking.trial_run(opts, tags) as log:
         log.params(config.flatten(cfg))
-        log.text(_yaml(cfg), "config.yaml")
+        log.text(config_yaml(cfg), "config.yaml")
         trace, seconds = _train_and_measure(cfg, log, opts.progress)
         summary = opts.summarize(trace.sorted()) if opts.summarize is not None else {}
         if summary:  # inside the run: it ends FINISHED only once these are stored too
@@ -194,8 +194,8 @@ def _train_and_measure(cfg, log, progress: bool):
     kept = stored_history_epochs(cfg.train.epochs)
     logged: set[int] = set()  # epochs whose loss/accuracy went to the store (each exactly once)
 
-    def history_steps(first_epoch, rows):
-        steps = [s for s in _history_steps(first_epoch, rows, train.HISTORY_KEYS, kept) if s[0] not in logged]
+    def new_history_steps(first_epoch, rows):
+        steps = [s for s in history_steps(first_epoch, rows, train.HISTORY_KEYS, kept) if s[0] not in logged]
         logged.update(e for e, _ in steps)
         return steps
 
@@ -263,7 +263,7 @@ def _train_and_measure(cfg, log, progress: bool):
             history[first : epoch + 1] = rows
             if trace.grad is not None:
                 trace.grad[first : epoch + 1] = core.gradient_stats(first, epoch + 1)
-            record(epoch, ixt, iyt, "scheduled", history_steps(first, rows))
+            record(epoch, ixt, iyt, "scheduled", new_history_steps(first, rows))
             gap = plan.observe(epoch, np.stack([ixt[primary], iyt[primary]]))
             if gap is not None:
                 futures.append(pool.submit(backtrack_gap, gap, snaps))
@@ -290,22 +290,22 @@ def _train_and_measure(cfg, log, progress: bool):
             history[finite] = err.rows
             if trace.grad is not None:
                 trace.grad[finite] = core.gradient_stats(finite.start, finite.stop)
-            log.metrics(history_steps(err.first_epoch, err.rows))
+            log.metrics(new_history_steps(err.first_epoch, err.rows))
         try:  # keep what was measured; never mask the original error
-            _save_artifacts(trace, log, plots)
+            save_artifacts(trace, log, plots)
         except Exception as save_err:
             err.add_note(f"(saving the partial trace also failed: {save_err!r})")
         raise
     bar.close()
     if pool is not None:
         pool.shutdown()
-    _save_artifacts(trace, log, plots)
+    save_artifacts(trace, log, plots)
     seconds["total_s"] = time.perf_counter() - t_start
     log.metrics([(int(cfg.train.epochs), {records.time_key(k): v for k, v in seconds.items()})])
     return trace, seconds
 
 
-def _save_artifacts(trace, log, plots) -> None:
+def save_artifacts(trace, log, plots) -> None:
     """Trace always (partial if the trial failed); figures when there is something to draw."""
     with tempfile.TemporaryDirectory() as tmp:
         log.artifacts([trace.save(Path(tmp) / "trace.npz")])
@@ -313,7 +313,7 @@ def _save_artifacts(trace, log, plots) -> None:
             log.artifacts(plots.save_all(trace, tmp), "figures")
 
 
-def _yaml(cfg) -> str:
+def config_yaml(cfg) -> str:
     import yaml
 
     return yaml.safe_dump(config.to_dict(cfg), sort_keys=False)

@@ -73,6 +73,16 @@ def trial_key(run) -> tuple[str, int] | None:
     return None
 
 
+def finished_keys(uri: str, parent_run_id: str, experiment: str) -> frozenset:
+    """(config hash, seed) of the children of ``parent_run_id`` that FINISHED (read now, from the store)."""
+    client = tracking.open_client(uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return frozenset()
+    kids = children(client, exp.experiment_id, parent_run_id)
+    return frozenset(trial_key(r) for r in kids if r.info.status == "FINISHED") - {None}
+
+
 def look_up(sweep: Sweep, uri: str, *, fresh: bool = False) -> Ledger:
     """What the store holds of this invocation, written nowhere (call it holding the invocation's lock).
 

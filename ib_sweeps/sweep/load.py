@@ -88,7 +88,9 @@ class Sweep:
     def invocation(self) -> str:
         """Hash of the resolved sweep: the same command gives the same value, so it can resume."""
         unset = {"max_trials"} if self.spec.max_trials is None else set()  # hashes of older sweeps stay as they were
-        text = json.dumps(self.spec.model_dump(mode="json", exclude=unset), sort_keys=True)
+        # How trials are packed into arrays changes no result: a sweep resumes whatever array_size it runs with.
+        exclude = {**dict.fromkeys(unset, True), "resources": {"array_size"}}
+        text = json.dumps(self.spec.model_dump(mode="json", exclude=exclude), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     def trial_for(self, axes: dict) -> Trial:

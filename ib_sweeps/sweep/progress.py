@@ -44,13 +44,18 @@ def error_line(trial) -> str:
 WORKER_DIED_SIGNS = ("ActorDiedError", "WorkerCrashedError", "ActorUnavailableError", "died unexpectedly")
 
 
-def make_callback(name: str, total: int, stream=None, enabled: bool = True):
+def make_callback(name: str, total: int, stream=None, enabled: bool = True, skipped: int = 0, labels=None):
     """A Ray Tune callback printing ``name: done/total, running, failed, skipped | elapsed, ETA``.
 
     On a terminal the line is rewritten in place (at most twice a second);
     otherwise a line is printed when the counts change and every
     :data:`HEARTBEAT_S` seconds. A first line is printed when Ray starts the
     experiment. Every write is flushed.
+
+    Trial arrays (``labels``: a label per Ray trial's ``array`` index): each
+    Ray trial reports how many trials it holds, skipped and failed, and the
+    counts are of trials, not of Ray trials; ``skipped`` trials were done
+    before the sweep started.
     """
     from ray.tune import Callback
 
@@ -61,7 +66,8 @@ def make_callback(name: str, total: int, stream=None, enabled: bool = True):
     class Progress(Callback):
         def __init__(self):
             self.start = time.monotonic()
-            self.running, self.done, self.failed, self.skipped = set(), 0, 0, 0
+            self.running, self.done, self.failed, self.skipped = set(), skipped, 0, skipped
+            self.reported: dict = {}  # arrays: Ray trial id -> its last report
             self.last_line, self.last_time = "", 0.0
 
         def line(self) -> str:
@@ -102,23 +108,35 @@ def make_callback(name: str, total: int, stream=None, enabled: bool = True):
             self.running.add(trial.trial_id)
             self.show(force=True)
 
+        def label(self, trial) -> str:
+            return labels[trial.config["array"]] if labels else f"trial {trial_label(trial)}"
+
         def on_trial_result(self, iteration, trials, trial, result, **info):
-            if result.get("skipped"):
+            if labels:
+                self.reported[trial.trial_id] = result
+            elif result.get("skipped"):
                 self.skipped += 1
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             self.running.discard(trial.trial_id)
-            self.done += 1
+            got = self.reported.get(trial.trial_id, {})
+            self.done += got.get("trials", 1)
+            self.skipped += got.get("skipped", 0)
             self.show(force=True)
 
         def on_trial_error(self, iteration, trials, trial, **info):
             self.running.discard(trial.trial_id)
-            self.failed += 1
-            self.write(f"{newline}{name}: trial {trial_label(trial)} failed: {error_line(trial)}\n")
+            got = self.reported.pop(trial.trial_id, {})
+            failed = got.get("failed", got.get("trials", 1))
+            self.failed += failed
+            self.done += got.get("trials", 1) - failed
+            self.skipped += got.get("skipped", 0)
+            self.write(f"{newline}{name}: {self.label(trial)} failed: {error_line(trial)}\n")
             self.show(force=True)
 
         def on_trial_recover(self, iteration, trials, trial, **info):
-            self.write(f"{newline}{name}: trial {trial_label(trial)} failed, retrying: {error_line(trial)}\n")
+            self.reported.pop(trial.trial_id, None)
+            self.write(f"{newline}{name}: {self.label(trial)} failed, retrying: {error_line(trial)}\n")
 
         def on_step_end(self, iteration, trials, **info):
             self.show()

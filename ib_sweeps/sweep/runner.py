@@ -57,6 +57,7 @@ class _Context:
     uri: str
     parent_run_id: str
     finished: frozenset
+    arrays: tuple = ()  # with trial arrays: per Ray trial, the axes of the trials it trains
 
 
 def _axes(ctx: _Context, params: dict) -> dict:
@@ -79,13 +80,24 @@ def trainable(params: dict, ctx: _Context) -> None:
     if trial.key in ctx.finished:
         tune.report({"skipped": 1})
         return
+    try:
+        result = run_trial(trial.config, _run_options(ctx, trial))
+    finally:
+        import keras
+
+        keras.backend.clear_session()  # the worker may be reused for the next trial
+    tune.report({**result.summary, "skipped": 0})
+
+
+def _run_options(ctx: _Context, trial) -> tracking.RunOptions:
+    """Where and how ``trial`` logs: a child of the sweep's parent run, tagged with its axes."""
     spec = ctx.sweep.spec
     tags = (
         (ledger_mod.ROLE, "trial"),
         (ledger_mod.SWEEP, spec.name),
         (ledger_mod.AXES, json.dumps(trial.axes)),
     )
-    opts = tracking.RunOptions(
+    return tracking.RunOptions(
         tracking_uri=ctx.uri,
         experiment=spec.name,
         run_name=trial.name,
@@ -95,13 +107,51 @@ def trainable(params: dict, ctx: _Context) -> None:
         progress=False,
         summarize=trial_summary,  # logged inside the run: FINISHED only once the summary is stored too
     )
+
+
+class ReplicasFailed(RuntimeError):
+    """Some trials of an array failed (each run records its own error); the others are stored FINISHED."""
+
+    __module__ = "ib_sweeps.sweep.runner"
+
+
+def array_trainable(params: dict, ctx: _Context) -> None:
+    """One Ray trial training an array of trials (:mod:`ib_sweeps.sweep.arrays`), one MLflow child run each.
+
+    Trials already FINISHED under the parent (a resumed sweep, or an earlier
+    attempt of this Ray trial) are skipped, so a retry reruns only the failed
+    replicas. If any replica fails, :class:`ReplicasFailed` is raised after
+    the others are stored, so Ray counts a failure and may retry.
+    """
+    from ray import tune
+
+    from ib_sweeps.trial import run_trial
+    from ib_sweeps.trial_array import run_array
+
+    trials = [ctx.sweep.trial_for(axes) for axes in ctx.arrays[params["array"]]]
+    done = ledger_mod.finished_keys(ctx.uri, ctx.parent_run_id, ctx.sweep.spec.name) | ctx.finished
+    todo = [t for t in trials if t.key not in done]
+    counts = {"skipped": len(trials) - len(todo), "trials": len(trials)}
     try:
-        result = run_trial(trial.config, opts)
+        if len(todo) == 1:
+            try:
+                results = [run_trial(todo[0].config, _run_options(ctx, todo[0]))]
+            except Exception as err:
+                results = [err]
+        elif todo:
+            results = run_array([t.config for t in todo], [_run_options(ctx, t) for t in todo])
+        else:
+            results = []
     finally:
         import keras
 
-        keras.backend.clear_session()  # the worker may be reused for the next trial
-    tune.report({**result.summary, "skipped": 0})
+        keras.backend.clear_session()  # the worker may be reused for the next array
+    failed = [(t, r) for t, r in zip(todo, results, strict=True) if isinstance(r, BaseException)]
+    counts["failed"] = len(failed)
+    tune.report(counts)
+    if failed:
+        lines = "; ".join(f"{t.name}: {type(e).__name__}: {e}" for t, e in failed[:3])
+        raise ReplicasFailed(f"{len(failed)} of {len(todo)} trials of this array failed ({lines})")
 
 
 def _param_space(sweep: Sweep) -> dict:
@@ -218,9 +268,20 @@ def _run_parent(sweep, led, uri, project_run, max_concurrent, fresh, progress, s
         reason = ledger_mod.INTERRUPTED if interrupted or results is None else WORKER_DIED
         counts = ledger_mod.finish(led, status, reason)
         _link_project_run(led, project_run)
-    failed = results.num_errors if results is not None else 0
-    skipped = sum(1 for r in results if r.metrics and r.metrics.get("skipped")) if results is not None else 0
+    failed, skipped = _failed_skipped(results, total)
     return Outcome(led.parent_run_id, led.experiment_id, total, counts["FINISHED"], failed, skipped, interrupted, uri)
+
+
+def _failed_skipped(results, total: int) -> tuple[int, int]:
+    """Trials that failed (after retries) and trials skipped as already finished, from Ray's results."""
+    if results is None:
+        return 0, 0
+    if not any(r.metrics and "trials" in r.metrics for r in results):  # one trial per Ray trial
+        return results.num_errors, sum(1 for r in results if r.metrics and r.metrics.get("skipped"))
+    # Arrays: each Ray trial reports its trials, those skipped and those failed; one with no report died whole.
+    ran = sum(r.metrics.get("trials", 0) for r in results if r.metrics)
+    failed = sum(r.metrics.get("failed", 0) if r.metrics else 1 for r in results if r.error)
+    return failed, total - ran + sum(r.metrics.get("skipped", 0) for r in results if r.metrics)
 
 
 WORKER_DIED = (
@@ -289,6 +350,10 @@ def _fit(sweep, led, uri, max_concurrent, storage, progress, stream, total):
     finished = frozenset(led.finished) if spec.search is None else frozenset()
     ctx = _Context(sweep, uri, led.parent_run_id, finished)
     resources = {"cpu": spec.resources.cpus, "gpu": spec.resources.gpus}
+    plan = _layout(sweep, finished)
+    if plan is not None and plan.size > 1:
+        stream.write(f"{spec.name}: {plan.n_trials} trials to run as {len(plan.arrays)} trial arrays ({plan.reason})\n")
+        return _fit_arrays(ctx, plan, resources, max_concurrent, storage, progress, stream, total, led)
     search_alg, metric, mode = None, None, None
     if spec.search is not None:
         from ray.tune.search.optuna import OptunaSearch
@@ -312,6 +377,52 @@ def _fit(sweep, led, uri, max_concurrent, storage, progress, stream, total):
             verbose=0,
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             callbacks=[make_callback(spec.name, total, stream, progress)],
+        ),
+    )
+    return tuner.fit()
+
+
+def cluster_slots(resources) -> int:
+    """How many trials of ``resources`` the live Ray cluster runs at once (over all its nodes)."""
+    import ray
+
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    if resources.gpus > 0:
+        return max(1, sum(int(n.get("GPU", 0) // resources.gpus) for n in nodes))
+    return max(1, sum(int(n.get("CPU", 0) // resources.cpus) for n in nodes))
+
+
+def _layout(sweep: Sweep, finished: frozenset):
+    """The arrays of a grid sweep's trials left to run (None for a search)."""
+    from ib_sweeps.sweep import arrays
+
+    if sweep.spec.search is not None:
+        return None
+    todo = [t for t in sweep.trials() if t.key not in finished]
+    return arrays.layout(sweep, todo, cluster_slots(sweep.spec.resources))
+
+
+def _fit_arrays(ctx, plan, resources, max_concurrent, storage, progress, stream, total, led):
+    from dataclasses import replace
+
+    from ray import tune
+
+    from ib_sweeps.sweep.progress import make_callback
+
+    spec = ctx.sweep.spec
+    ctx = replace(ctx, arrays=tuple(tuple(t.axes for t in a) for a in plan.arrays))
+    labels = {i: f"array of {len(a)} ({a[0].name} .. {a[-1].name})" for i, a in enumerate(plan.arrays)}
+    callback = make_callback(spec.name, total, stream, progress, skipped=total - plan.n_trials, labels=labels)
+    tuner = tune.Tuner(
+        tune.with_resources(tune.with_parameters(array_trainable, ctx=ctx), resources),
+        param_space={"array": tune.grid_search(list(range(len(plan.arrays))))},
+        tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent or spec.max_concurrent, reuse_actors=True),
+        run_config=tune.RunConfig(
+            name=f"{spec.name}-{led.parent_run_id[:8]}",
+            storage_path=storage,
+            verbose=0,
+            failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+            callbacks=[callback],
         ),
     )
     return tuner.fit()

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints, ValidationInfo, model_validator
+from pydantic import BaseModel, Field, PlainValidator, StringConstraints, ValidationInfo, model_validator
 
 from ib_sweeps.claims import Claim
 from ib_sweeps.types import FROZEN, Float, Int, PositiveInt, Seed, Str
@@ -30,14 +30,28 @@ Name = Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Za-z0-9][A-Za
 SEED_AXIS = "seed"
 DEFAULT_MAX_TRIALS = 10_000
 MAX_TRIALS = 1_000_000  # each trial's config is validated and held before Ray starts
+MAX_ARRAY = 4096  # replicas of one trial array (about what fills one large GPU with the 12-bit nets)
+
+
+def _array_size(v):
+    if v == "auto" or (type(v) is int and 1 <= v <= MAX_ARRAY):
+        return v
+    allowed = f"auto, or a whole number of trials 1 .. {MAX_ARRAY} (1: one network per trial)"
+    raise ValueError(f"got {v!r}; allowed: {allowed}")
 
 
 class Resources(BaseModel):
-    """What one trial reserves: whole CPUs (TensorFlow's thread pools are capped to them) and a GPU share."""
+    """What one Ray trial reserves: whole CPUs (TensorFlow's thread pools are capped to them) and a GPU share.
+
+    With trial arrays a Ray trial trains ``array_size`` networks (at most) in that share.
+    """
 
     model_config = FROZEN
     cpus: PositiveInt = 1
     gpus: Annotated[Float, Field(ge=0, le=8)] | Annotated[Int, Field(ge=0, le=8)] = 0
+    # Trials trained together as one compiled program (:mod:`ib_sweeps.sweep.arrays`): 1 = one network per
+    # trial; "auto" = chosen from the grid, the model size and the device. Not part of the invocation's hash.
+    array_size: Annotated[int | str, PlainValidator(_array_size)] = "auto"
 
 
 class Distribution(BaseModel):

@@ -1,0 +1,270 @@
+"""A trial array: N trials trained as one compiled program, each still its own MLflow run.
+
+:func:`run_array` is :func:`ib_sweeps.trial.run_trial` for N configs that can
+share one graph (:func:`unsupported` says why one cannot). Each replica draws
+its data split and seed exactly as it would alone, opens its own run with the
+same params, tags, metric keys, artifacts and summary, and ends FINISHED,
+FAILED or KILLED on its own: a replica whose loss turns non-finite (or whose
+run cannot be stored) fails alone while the others train on.
+
+Lockstep: the replicas share one epoch counter, so the array trains to the
+earliest epoch any replica's schedule asks for next; the replicas that asked
+for it are measured there, the others only log the loss of the epochs passed.
+Fixed schedules give every replica the same epochs; adaptive ``delta``
+schedules without backtracking follow each replica's own measurements (a
+replica measures exactly the epochs it would alone). Schedules that backtrack
+need weight snapshots the array core does not keep, so such trials run alone
+(:func:`unsupported`), as do pooled estimates, noisy, quantized and CNN trials
+until the array core covers them.
+
+Timing metrics: ``time/train_s`` of a replica is the array's training time
+divided by N (its share), ``time/estimate_s`` its own estimation time.
+Information is in bits throughout.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ib_sweeps import __version__, config, data, gradients, records, tracking
+from ib_sweeps.trace import Trace
+from ib_sweeps.trial import (
+    TrialResult,
+    config_yaml,
+    epoch_metrics,
+    history_steps,
+    input_entropies,
+    measure,
+    save_artifacts,
+    stored_history_epochs,
+)
+
+
+def unsupported(cfg: config.TrialConfig) -> str | None:
+    """Why ``cfg`` cannot train as an array replica (one line naming the key), or None if it can."""
+    from ib_sweeps.train.array import check_array
+
+    if cfg.pooled is not None:
+        return "pooled: pooled estimates need every window epoch's activity; such trials run alone"
+    if cfg.schedule.snapshot_limit_mb() is not None and cfg.schedule.plan(cfg.train.epochs).needs_snapshots:
+        return f"schedule.kind: {cfg.schedule.kind} backtracks over weight snapshots; such trials run alone"
+    try:
+        check_array([cfg.model], [cfg.train])
+    except ValueError as err:
+        return str(err)
+    return None
+
+
+def array_key(cfg: config.TrialConfig) -> str:
+    """Configs with equal keys can train as one array: equal but for the seed and the per-replica fields."""
+    from ib_sweeps.train.array import PER_REPLICA_MODEL, PER_REPLICA_TRAIN
+
+    raw = config.to_dict(cfg)
+    raw.pop("seed", None)
+    for section, free in (("model", PER_REPLICA_MODEL), ("train", PER_REPLICA_TRAIN)):
+        raw[section] = {k: v for k, v in raw[section].items() if k not in free}
+    return json.dumps(raw, sort_keys=True)
+
+
+@dataclass
+class Replica:
+    """One trial of the array: its data, plan, trace and run; records what it measured, exactly as a trial alone."""
+
+    index: int
+    cfg: config.TrialConfig
+    opts: tracking.RunOptions
+    dataset: object
+    seed: int  # the training seed a core alone would get
+    plan: object
+    trace: Trace
+    kept: frozenset
+    run: object = None  # the open trial_run context manager
+    log: tracking.RunLogger | None = None
+    pending: int | None = None  # the next epoch its schedule asks for
+    error: BaseException | None = None
+    logged: set = field(default_factory=set)
+    seconds: dict = field(default_factory=lambda: {"train_s": 0.0, "estimate_s": 0.0})
+
+    @property
+    def active(self) -> bool:
+        return self.error is None and self.pending is not None
+
+    def open(self) -> None:
+        tags = {
+            records.VERSION: __version__,
+            records.CONFIG_HASH: config.config_hash(self.cfg),
+            records.SEED: str(self.cfg.seed),
+        }
+        self.run = tracking.trial_run(self.opts, tags)
+        self.log = self.run.__enter__()
+        self.log.params(config.flatten(self.cfg))
+        self.log.text(config_yaml(self.cfg), "config.yaml")
+        self.log.metrics([(0, {records.ENTROPY_X: self.trace.h_x, records.ENTROPY_Y: self.trace.h_y})])
+        self.pending = self.plan.next()
+
+    def steps(self, first: int, rows: np.ndarray) -> list:
+        """The history steps of ``rows`` (from ``first``) the store should hold and does not yet."""
+        steps = [s for s in history_steps(first, rows, records.HISTORY, self.kept) if s[0] not in self.logged]
+        self.logged.update(e for e, _ in steps)
+        return steps
+
+    def passed(self, first: int, rows: np.ndarray, grad: np.ndarray | None) -> list:
+        """Keep the rows (and gradient statistics) of epochs ``first ..``; their history steps."""
+        self.trace.history[first : first + len(rows)] = rows
+        if self.trace.grad is not None and grad is not None:
+            self.trace.grad[first : first + len(rows)] = grad
+        return self.steps(first, rows)
+
+    def record(self, epoch: int, ixt, iyt, steps) -> None:
+        """Log one measured epoch with the history ``steps`` before it (as :func:`ib_sweeps.trial.run_trial`)."""
+        self.trace.add(epoch, ixt, iyt, "scheduled")
+        metrics = epoch_metrics(self.trace.estimators, self.trace.layers, ixt, iyt)
+        metrics[records.BACKTRACKED] = 0.0
+        if self.trace.grad is not None and epoch > 0:
+            metrics.update(gradients.metrics(self.trace.layers, self.trace.grad[epoch]))
+        own = next((values for e, values in steps if e == epoch), {})
+        history = self.trace.history[epoch]
+        if not own and epoch not in self.logged and not np.isnan(history).all():
+            own = dict(zip(records.HISTORY, history, strict=True))
+            self.logged.add(epoch)
+        self.log.metrics([*(s for s in steps if s[0] != epoch), (epoch, {**own, **metrics})])
+
+    def fail(self, err: BaseException) -> None:
+        """End this replica's run with ``err`` (FAILED, or KILLED on an interrupt), keeping its partial trace."""
+        from ib_sweeps import plots
+
+        self.error = err
+        if self.run is None:
+            return
+        try:
+            save_artifacts(self.trace, self.log, plots)
+        except Exception as save_err:
+            err.add_note(f"(saving the partial trace also failed: {save_err!r})")
+        run, self.run = self.run, None
+        try:
+            run.__exit__(type(err), err, err.__traceback__)
+        except BaseException as end_err:  # the context manager re-raises err; anything else is noted
+            if end_err is not err:
+                err.add_note(f"(ending the run also failed: {end_err!r})")
+
+    def finish(self, summarize, total_s: float) -> TrialResult:
+        """Save the artifacts, log times and summary, and end the run FINISHED once the store holds it all.
+
+        ``total_s``: this replica's share of the array's wall time.
+        """
+        from ib_sweeps import plots
+
+        save_artifacts(self.trace, self.log, plots)
+        self.seconds["backtrack_wait_s"] = 0.0  # arrays run no backtracking schedules (the key is logged as alone)
+        self.seconds["total_s"] = total_s
+        self.log.metrics([(int(self.cfg.train.epochs), {records.time_key(k): v for k, v in self.seconds.items()})])
+        trace = self.trace.sorted()
+        summary = summarize(trace) if summarize is not None else {}
+        if summary:
+            self.log.metrics([(0, {records.summary(k): v for k, v in summary.items()})])
+        run, self.run = self.run, None
+        run.__exit__(None, None, None)
+        return TrialResult(self.log.run_id, trace, self.seconds, summary)
+
+
+def _replica(index: int, cfg: config.TrialConfig, opts: tracking.RunOptions) -> Replica:
+    """A replica's data and plan, drawn from its seed exactly as :func:`ib_sweeps.trial.run_trial` draws them."""
+    data_ss, model_ss = np.random.SeedSequence(cfg.seed).spawn(2)
+    dataset = data.load(cfg.data, np.random.default_rng(data_ss))
+    h_x, h_y = input_entropies(dataset)
+    plan = cfg.schedule.plan(cfg.train.epochs, h_x, h_y)
+    history = np.full((cfg.train.epochs + 1, len(records.HISTORY)), np.nan)
+    trace = Trace([e.key for e in cfg.estimators], [], list(records.HISTORY), h_x, h_y, history)
+    seed = int(model_ss.generate_state(1)[0])
+    return Replica(index, cfg, opts, dataset, seed, plan, trace, stored_history_epochs(cfg.train.epochs))
+
+
+def run_array(cfgs: list[config.TrialConfig], opts: list[tracking.RunOptions]) -> list:
+    """Train and measure ``cfgs`` as one array, one MLflow run each; per config a TrialResult or the error it met.
+
+    Errors of single replicas are returned, not raised; an interrupt ends every
+    open run KILLED and is raised.
+    """
+    from ib_sweeps import runtime, train
+    from ib_sweeps.train.array import build_array_core
+
+    for cfg in cfgs:
+        if (why := unsupported(cfg)) is not None:
+            raise ValueError(f"trial seed {cfg.seed} cannot train in an array: {why}")
+    runtime.configure_tensorflow(opts[0].cpus)
+    t_start = time.perf_counter()
+    reps = [_replica(i, c, o) for i, (c, o) in enumerate(zip(cfgs, opts, strict=True))]
+    try:
+        t0 = time.perf_counter()
+        core = build_array_core(
+            [r.cfg.model for r in reps], [r.cfg.train for r in reps], [r.dataset for r in reps], [r.seed for r in reps]
+        )
+        build_s = time.perf_counter() - t0
+        for r in reps:
+            r.trace.layers = list(core.layer_names)
+            if r.cfg.train.gradient_stats:
+                shape = (r.cfg.train.epochs + 1, len(core.layer_names), len(gradients.KEYS))
+                r.trace.grad = np.full(shape, np.nan, dtype=np.float32)
+            try:
+                r.open()
+            except Exception as err:
+                r.fail(err)
+        _train(core, reps, build_s, train.TrainingDiverged)
+    except BaseException as err:
+        for r in reps:
+            if r.run is not None:
+                r.fail(err)
+        if not isinstance(err, Exception):
+            raise
+        return [r.error for r in reps]
+    out = []
+    for r in reps:
+        if r.error is None:
+            try:
+                out.append(r.finish(r.opts.summarize, (time.perf_counter() - t_start) / len(reps)))
+            except Exception as err:
+                r.fail(err)
+        if r.error is not None:
+            out.append(r.error)
+    return out
+
+
+def _train(core, reps: list[Replica], build_s: float, diverged) -> None:
+    """Advance the array to each next scheduled epoch and measure the replicas that asked for it."""
+    while active := [r for r in reps if r.active]:
+        target = min(r.pending for r in active)
+        first = core.epoch + 1 if target > 0 else 0
+        t0 = time.perf_counter()
+        results = core.advance(target)
+        grads = None
+        if any(r.trace.grad is not None for r in active):
+            grads = core.gradient_stats(first, target + 1)  # (k, N, n_layers, 3)
+        share = (time.perf_counter() - t0 + build_s) / len(reps)
+        build_s = 0.0
+        for r in active:
+            r.seconds["train_s"] += share
+            result = results[r.index]
+            if isinstance(result, diverged):
+                r.passed(result.first_epoch, result.rows, None if grads is None else grads[: len(result.rows), r.index])
+                r.log.metrics(r.steps(result.first_epoch, result.rows))
+                r.fail(result)
+                continue
+            rows, activities = result
+            steps = r.passed(first, rows, None if grads is None else grads[:, r.index])
+            if r.pending != target:
+                r.log.metrics(steps)
+                continue
+            try:
+                t1 = time.perf_counter()
+                ixt, iyt = measure(r.cfg.estimators, activities, r.dataset.y_measure)
+                r.seconds["estimate_s"] += time.perf_counter() - t1
+                r.record(target, ixt, iyt, steps)
+                primary = r.cfg.primary_estimator()
+                r.plan.observe(target, np.stack([ixt[primary], iyt[primary]]))
+                r.pending = r.plan.next()
+            except Exception as err:
+                r.fail(err)
