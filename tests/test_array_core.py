@@ -73,6 +73,25 @@ def test_inputs_bit_identical_to_the_core_alone(trio):
     assert not np.array_equal(arr.orders(1)[0], arr.orders(1)[1])
 
 
+@pytest.mark.parametrize("n", [1, 2, 37, 3277])
+def test_orders_equal_minibatch_order_ties_and_all(n):
+    """Over many draws; at n = 3277 about half the replica-epochs hold tied draws (float32 in [0, 1))."""
+    import tensorflow as tf
+
+    from ib_sweeps.train import minibatch_order
+    from ib_sweeps.train.array_orders import array_orders
+
+    seeds = [int(s) for s in np.random.default_rng(n).integers(0, 2**31 - 1, 8)]
+
+    @tf.function(jit_compile=True)
+    def both(epoch):
+        return array_orders(seeds, epoch, n), tf.stack([minibatch_order(s, epoch, n) for s in seeds])
+
+    for epoch in range(1, 26):
+        got, want = both(tf.constant(epoch))
+        assert np.array_equal(got.numpy(), want.numpy())
+
+
 def test_numbers_agree_with_the_core_alone(trio):
     for r in range(len(SEEDS)):
         (rows0, acts0), (rows, acts), w = trio["alone"][r]

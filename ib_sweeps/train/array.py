@@ -38,7 +38,7 @@ import numpy as np
 
 from ib_sweeps.train.array_net import ArrayNet, build_array_net, forward, xent
 from ib_sweeps.train.array_optimizer import ArrayOptimizer
-from ib_sweeps.train.batching import minibatch_order
+from ib_sweeps.train.array_orders import array_orders
 from ib_sweeps.train.core import TrainingDiverged
 from ib_sweeps.train.network import split_seed
 
@@ -98,10 +98,7 @@ class ArrayData:
 
     def orders(self, epoch):
         """Each replica's minibatch order (N, n_train) in ``epoch``: :func:`minibatch_order` with its seed."""
-        import tensorflow as tf
-
-        n = int(self.x_train.shape[-2])
-        return tf.stack([minibatch_order(s, epoch, n) for s in self.order_seeds])
+        return array_orders(self.order_seeds, epoch, int(self.x_train.shape[-2]))
 
     @property
     def count(self) -> int:
