@@ -114,7 +114,7 @@ def _sweep(args) -> int:
             for trial in resolved.trials():
                 print(trial.name)
         print(f"{spec.name}: {len(resolved.trials()) if spec.search is None else spec.search.n_trials} trials")
-        print(f"{spec.name}: {_array_line(resolved)}")
+        print(f"{spec.name}: {_array_line(resolved, args.max_concurrent or spec.max_concurrent)}")
         return 0
     missing = resolved.missing_data()
     if missing:  # an absent data file skips the sweep, not fails it: nothing to run on this machine
@@ -144,13 +144,14 @@ def _sweep(args) -> int:
     return outcome.exit_code
 
 
-def _array_line(resolved) -> str:
+def _array_line(resolved, max_concurrent: int | None) -> str:
     """How the trials would be packed into trial arrays on this machine (``resources.array_size``)."""
     from ib_sweeps.sweep import arrays
 
     spec = resolved.spec
     trials = resolved.trials() if spec.search is None else []
     slots = arrays.local_slots(spec.resources.gpus, spec.resources.cpus)
+    slots = min(slots, max_concurrent) if max_concurrent else slots
     plan = arrays.layout(resolved, trials, slots)
     if spec.search is not None or plan.size == 1:
         return f"resources.array_size {spec.resources.array_size}: {plan.reason}"

@@ -61,6 +61,7 @@ class RunOptions:
     parent_run_id: str | None = None
     tags: tuple[tuple[str, str], ...] = ()
     cpus: int | None = None  # cap TensorFlow's thread pools
+    gpus: float | None = None  # the GPU share (resources.gpus): sets TensorFlow's GPU memory policy
     progress: bool = True
     # Headline numbers of the trace, logged as ``summary/<name>`` at step 0 before the run ends (sweeps).
     summarize: Callable | None = None

@@ -130,12 +130,8 @@ def run_trial(cfg: config.TrialConfig, opts: tracking.RunOptions | None = None) 
     from ib_sweeps import runtime
 
     opts = opts or tracking.RunOptions()
-    runtime.configure_tensorflow(opts.cpus)  # before any TensorFlow work
-    tags = {
-        records.VERSION: __version__,
-        records.CONFIG_HASH: config.config_hash(cfg),
-        records.SEED: str(cfg.seed),
-    }
+    runtime.configure_tensorflow(opts.cpus, gpu_share=opts.gpus)  # before any TensorFlow work
+    tags = run_tags(cfg)
     with tracking.trial_run(opts, tags) as log:
         log.params(config.flatten(cfg))
         log.text(config_yaml(cfg), "config.yaml")
@@ -144,6 +140,18 @@ def run_trial(cfg: config.TrialConfig, opts: tracking.RunOptions | None = None) 
         if summary:  # inside the run: it ends FINISHED only once these are stored too
             log.metrics([(0, {records.summary(k): v for k, v in summary.items()})])
     return TrialResult(log.run_id, trace.sorted(), seconds, summary)
+
+
+def run_tags(cfg: config.TrialConfig) -> dict[str, str]:
+    """A trial's own tags: version, config hash, seed, and where it ran (GPU ids, memory policy)."""
+    from ib_sweeps import runtime
+
+    return {
+        records.VERSION: __version__,
+        records.CONFIG_HASH: config.config_hash(cfg),
+        records.SEED: str(cfg.seed),
+        **runtime.device_tags(),
+    }
 
 
 def _snapshot_capacity(cfg, dataset, plan) -> int:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ib_sweeps import __version__, config, data, gradients, records, tracking
+from ib_sweeps import config, data, gradients, records, tracking
 from ib_sweeps.trace import Trace
 from ib_sweeps.trial import (
     TrialResult,
@@ -39,6 +39,7 @@ from ib_sweeps.trial import (
     history_steps,
     input_entropies,
     measure,
+    run_tags,
     save_artifacts,
     stored_history_epochs,
 )
@@ -94,12 +95,7 @@ class Replica:
         return self.error is None and self.pending is not None
 
     def open(self) -> None:
-        tags = {
-            records.VERSION: __version__,
-            records.CONFIG_HASH: config.config_hash(self.cfg),
-            records.SEED: str(self.cfg.seed),
-        }
-        self.run = tracking.trial_run(self.opts, tags)
+        self.run = tracking.trial_run(self.opts, run_tags(self.cfg))
         self.log = self.run.__enter__()
         self.log.params(config.flatten(self.cfg))
         self.log.text(config_yaml(self.cfg), "config.yaml")
@@ -195,7 +191,7 @@ def run_array(cfgs: list[config.TrialConfig], opts: list[tracking.RunOptions]) -
     for cfg in cfgs:
         if (why := unsupported(cfg)) is not None:
             raise ValueError(f"trial seed {cfg.seed} cannot train in an array: {why}")
-    runtime.configure_tensorflow(opts[0].cpus)
+    runtime.configure_tensorflow(opts[0].cpus, gpu_share=opts[0].gpus)
     t_start = time.perf_counter()
     reps = [_replica(i, c, o) for i, (c, o) in enumerate(zip(cfgs, opts, strict=True))]
     try:
@@ -234,37 +230,69 @@ def run_array(cfgs: list[config.TrialConfig], opts: list[tracking.RunOptions]) -
 
 
 def _train(core, reps: list[Replica], build_s: float, diverged) -> None:
-    """Advance the array to each next scheduled epoch and measure the replicas that asked for it."""
-    while active := [r for r in reps if r.active]:
-        target = min(r.pending for r in active)
-        first = core.epoch + 1 if target > 0 else 0
-        t0 = time.perf_counter()
-        results = core.advance(target)
-        grads = None
-        if any(r.trace.grad is not None for r in active):
-            grads = core.gradient_stats(first, target + 1)  # (k, N, n_layers, 3)
-        share = (time.perf_counter() - t0 + build_s) / len(reps)
-        build_s = 0.0
-        for r in active:
-            r.seconds["train_s"] += share
-            result = results[r.index]
-            if isinstance(result, diverged):
-                r.passed(result.first_epoch, result.rows, None if grads is None else grads[: len(result.rows), r.index])
-                r.log.metrics(r.steps(result.first_epoch, result.rows))
-                r.fail(result)
-                continue
-            rows, activities = result
-            steps = r.passed(first, rows, None if grads is None else grads[:, r.index])
-            if r.pending != target:
-                r.log.metrics(steps)
-                continue
-            try:
-                t1 = time.perf_counter()
-                ixt, iyt = measure(r.cfg.estimators, activities, r.dataset.y_measure)
-                r.seconds["estimate_s"] += time.perf_counter() - t1
-                r.record(target, ixt, iyt, steps)
-                primary = r.cfg.primary_estimator()
-                r.plan.observe(target, np.stack([ixt[primary], iyt[primary]]))
+    """Advance the array to each next scheduled epoch and measure the replicas that asked for it.
+
+    With fixed schedules (every replica's epochs known ahead) the replicas'
+    estimation of one stretch runs in a worker thread while the array trains
+    the next: at most one stretch in flight, and the replicas' state is touched
+    by one thread at a time (the main thread waits for the worker before it
+    reads the next results). Adaptive schedules need the measurement before
+    they name the next epoch, so there the two alternate.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ib_sweeps.schedules.base import FixedPlan
+
+    ahead = all(isinstance(r.plan, FixedPlan) for r in reps)
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="estimate") if ahead else None
+    inflight = None
+    try:
+        while active := [r for r in reps if r.active]:
+            target = min(r.pending for r in active)
+            first = core.epoch + 1 if target > 0 else 0
+            t0 = time.perf_counter()
+            results = core.advance(target)
+            grads = core.gradient_stats(first, target + 1) if core.grad_norms is not None else None
+            share = (time.perf_counter() - t0 + build_s) / len(reps)
+            build_s = 0.0
+            if inflight is not None:  # the previous stretch's estimates are recorded: the replicas are ours again
+                inflight.result()
+            jobs = []
+            for r in [r for r in active if r.error is None]:
+                r.seconds["train_s"] += share
+                result = results[r.index]
+                if isinstance(result, diverged):
+                    grad = None if grads is None else grads[: len(result.rows), r.index]
+                    r.log.metrics(r.passed(result.first_epoch, result.rows, grad))
+                    r.fail(result)
+                    continue
+                rows, activities = result
+                steps = r.passed(first, rows, None if grads is None else grads[:, r.index])
+                if r.pending != target:
+                    r.log.metrics(steps)
+                    continue
+                jobs.append((r, activities, steps))
+                if ahead:  # a fixed plan names its next epoch without the measurement
+                    r.pending = r.plan.next()
+            inflight = pool.submit(_measure, jobs, target, ahead) if pool else _measure(jobs, target, ahead)
+        if pool is not None and inflight is not None:
+            inflight.result()
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+
+def _measure(jobs, epoch: int, ahead: bool) -> None:
+    """Estimate and record ``epoch`` for each (replica, activities, history steps); a failure fails that replica."""
+    for r, activities, steps in jobs:
+        try:
+            t0 = time.perf_counter()
+            ixt, iyt = measure(r.cfg.estimators, activities, r.dataset.y_measure)
+            r.seconds["estimate_s"] += time.perf_counter() - t0
+            r.record(epoch, ixt, iyt, steps)
+            primary = r.cfg.primary_estimator()
+            r.plan.observe(epoch, np.stack([ixt[primary], iyt[primary]]))
+            if not ahead:
                 r.pending = r.plan.next()
-            except Exception as err:
-                r.fail(err)
+        except Exception as err:
+            r.fail(err)

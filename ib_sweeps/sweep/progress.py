@@ -53,7 +53,7 @@ def make_callback(name: str, total: int, stream=None, enabled: bool = True, skip
     experiment. Every write is flushed.
 
     Trial arrays (``labels``: a label per Ray trial's ``array`` index): each
-    Ray trial reports how many trials it holds, skipped and failed, and the
+    Ray trial reports how many trials it holds and how many failed, and the
     counts are of trials, not of Ray trials; ``skipped`` trials were done
     before the sweep started.
     """
@@ -119,9 +119,7 @@ def make_callback(name: str, total: int, stream=None, enabled: bool = True, skip
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             self.running.discard(trial.trial_id)
-            got = self.reported.get(trial.trial_id, {})
-            self.done += got.get("trials", 1)
-            self.skipped += got.get("skipped", 0)
+            self.done += self.reported.get(trial.trial_id, {}).get("trials", 1)
             self.show(force=True)
 
         def on_trial_error(self, iteration, trials, trial, **info):
@@ -130,7 +128,6 @@ def make_callback(name: str, total: int, stream=None, enabled: bool = True, skip
             failed = got.get("failed", got.get("trials", 1))
             self.failed += failed
             self.done += got.get("trials", 1) - failed
-            self.skipped += got.get("skipped", 0)
             self.write(f"{newline}{name}: {self.label(trial)} failed: {error_line(trial)}\n")
             self.show(force=True)
 

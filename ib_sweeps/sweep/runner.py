@@ -104,6 +104,7 @@ def _run_options(ctx: _Context, trial) -> tracking.RunOptions:
         parent_run_id=ctx.parent_run_id,
         tags=tags,
         cpus=spec.resources.cpus,
+        gpus=spec.resources.gpus,
         progress=False,
         summarize=trial_summary,  # logged inside the run: FINISHED only once the summary is stored too
     )
@@ -131,7 +132,7 @@ def array_trainable(params: dict, ctx: _Context) -> None:
     trials = [ctx.sweep.trial_for(axes) for axes in ctx.arrays[params["array"]]]
     done = ledger_mod.finished_keys(ctx.uri, ctx.parent_run_id, ctx.sweep.spec.name) | ctx.finished
     todo = [t for t in trials if t.key not in done]
-    counts = {"skipped": len(trials) - len(todo), "trials": len(trials)}
+    counts = {"trials": len(trials)}  # those stored by an earlier attempt count as done, not skipped
     try:
         if len(todo) == 1:
             try:
@@ -278,10 +279,11 @@ def _failed_skipped(results, total: int) -> tuple[int, int]:
         return 0, 0
     if not any(r.metrics and "trials" in r.metrics for r in results):  # one trial per Ray trial
         return results.num_errors, sum(1 for r in results if r.metrics and r.metrics.get("skipped"))
-    # Arrays: each Ray trial reports its trials, those skipped and those failed; one with no report died whole.
+    # Arrays: each Ray trial reports its trials and those failed (one with no report died whole); the trials
+    # in no array were finished before this invocation started.
     ran = sum(r.metrics.get("trials", 0) for r in results if r.metrics)
     failed = sum(r.metrics.get("failed", 0) if r.metrics else 1 for r in results if r.error)
-    return failed, total - ran + sum(r.metrics.get("skipped", 0) for r in results if r.metrics)
+    return failed, total - ran
 
 
 WORKER_DIED = (
@@ -350,7 +352,7 @@ def _fit(sweep, led, uri, max_concurrent, storage, progress, stream, total):
     finished = frozenset(led.finished) if spec.search is None else frozenset()
     ctx = _Context(sweep, uri, led.parent_run_id, finished)
     resources = {"cpu": spec.resources.cpus, "gpu": spec.resources.gpus}
-    plan = _layout(sweep, finished)
+    plan = _layout(sweep, finished, max_concurrent or spec.max_concurrent)
     if plan is not None and plan.size > 1:
         stream.write(f"{spec.name}: {plan.n_trials} trials to run as {len(plan.arrays)} trial arrays ({plan.reason})\n")
         return _fit_arrays(ctx, plan, resources, max_concurrent, storage, progress, stream, total, led)
@@ -392,14 +394,15 @@ def cluster_slots(resources) -> int:
     return max(1, sum(int(n.get("CPU", 0) // resources.cpus) for n in nodes))
 
 
-def _layout(sweep: Sweep, finished: frozenset):
-    """The arrays of a grid sweep's trials left to run (None for a search)."""
+def _layout(sweep: Sweep, finished: frozenset, max_concurrent: int | None):
+    """The arrays of a grid sweep's trials left to run, for the slots the cluster offers (None for a search)."""
     from ib_sweeps.sweep import arrays
 
     if sweep.spec.search is not None:
         return None
     todo = [t for t in sweep.trials() if t.key not in finished]
-    return arrays.layout(sweep, todo, cluster_slots(sweep.spec.resources))
+    slots = cluster_slots(sweep.spec.resources)
+    return arrays.layout(sweep, todo, min(slots, max_concurrent) if max_concurrent else slots)
 
 
 def _fit_arrays(ctx, plan, resources, max_concurrent, storage, progress, stream, total, led):

@@ -1,0 +1,234 @@
+"""Trial arrays in trials and sweeps (issue 14): each replica is the trial alone, in its own run.
+
+- a replica's run has exactly the params, tag keys, metric keys, artifacts and
+  summary keys of the same trial run alone, and numbers equal to rounding;
+- over 20 seeds, final metrics in an array and alone are indistinguishable
+  (two-sample tests, seeded) and agree pairwise far below the seed-to-seed spread;
+- a replica that diverges ends FAILED alone; the others end FINISHED;
+- a sweep resumed after part of an array was stored runs only the rest;
+- grouping: a sweep's trials, names and hashes do not change with array_size.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from ib_sweeps import config, records, tracking
+from ib_sweeps import sweep as sweeps
+from ib_sweeps.sweep import arrays
+from ib_sweeps.sweep.summary import trial_summary
+
+ESTIMATORS = [{"method": "binning", "bin_size": 0.07}, {"method": "adaptive_binning", "n_bins": 30}]
+
+
+def _cfgs(seeds, acts, epochs=30, **train):
+    base = {"train": {"epochs": epochs, **train}, "schedule": {"kind": "log", "n": 8}, "estimators": ESTIMATORS}
+    return [config.validate({**base, "seed": s, "model": {"activation": a}}) for s, a in zip(seeds, acts, strict=True)]
+
+
+def _opts(uri, names):
+    return [
+        tracking.RunOptions(tracking_uri=uri, experiment="arrays", run_name=n, progress=False, summarize=trial_summary)
+        for n in names
+    ]
+
+
+def _artifacts(client, run_id, folder=None):
+    out = []
+    for f in client.list_artifacts(run_id, folder):
+        out += _artifacts(client, run_id, f.path) if f.is_dir else [f.path]
+    return sorted(out)
+
+
+@pytest.mark.slow
+def test_a_replica_logs_what_the_trial_alone_logs(tracking_uri, tf_ready):
+    from ib_sweeps.trial import run_trial
+    from ib_sweeps.trial_array import run_array
+
+    cfgs = _cfgs([0, 1, 2], ["tanh", "relu", "tanh"])
+    client = tracking.open_client(tracking_uri)
+    in_array = run_array(cfgs, _opts(tracking_uri, ["a0", "a1", "a2"]))
+    alone = [run_trial(c, o) for c, o in zip(cfgs, _opts(tracking_uri, ["s0", "s1", "s2"]), strict=True)]
+    for a, b in zip(in_array, alone, strict=True):
+        ra, rb = client.get_run(a.run_id), client.get_run(b.run_id)
+        assert ra.info.status == rb.info.status == "FINISHED"
+        assert ra.data.params == rb.data.params
+        assert set(ra.data.tags) == set(rb.data.tags)
+        assert {k: v for k, v in ra.data.tags.items() if k.startswith("ib_sweeps.")} == {
+            k: v for k, v in rb.data.tags.items() if k.startswith("ib_sweeps.")
+        }
+        assert set(ra.data.metrics) == set(rb.data.metrics)
+        for key in ra.data.metrics:  # every key at the same steps
+            steps = [m.step for m in client.get_metric_history(a.run_id, key)]
+            assert steps == [m.step for m in client.get_metric_history(b.run_id, key)], key
+        assert _artifacts(client, a.run_id) == _artifacts(client, b.run_id)
+        assert set(a.summary) == set(b.summary)
+        assert a.trace.epochs == b.trace.epochs and a.trace.layers == b.trace.layers
+        np.testing.assert_allclose(a.trace.history[:11], b.trace.history[:11], rtol=1e-5)
+        np.testing.assert_allclose(a.trace.grad[1:11], b.trace.grad[1:11], rtol=1e-3)
+        # Epoch 0 is the untrained network: the same weights, so the same binned planes.
+        np.testing.assert_array_equal(a.trace.ixt[0], b.trace.ixt[0])
+
+
+@pytest.mark.slow
+def test_twenty_seeds_in_an_array_and_alone_are_indistinguishable(tf_ready):
+    """Final train/test loss of 20 seeds after 300 epochs, trained alone and as one array of 20."""
+    from ib_sweeps import data, train
+    from ib_sweeps.train.array import build_array_core
+
+    cfg = config.validate({"train": {"epochs": 300, "gradient_stats": False}})
+    seeds = list(range(20))
+    datasets = []
+    for s in seeds:  # each trial draws its split from its own seed (trial.run_trial)
+        data_ss, _ = np.random.SeedSequence(s).spawn(2)
+        datasets.append(data.load(cfg.data, np.random.default_rng(data_ss)))
+    alone = []
+    for s, d in zip(seeds, datasets, strict=True):
+        core = train.build_core(cfg.model, cfg.train, d, s)
+        alone.append(core.advance(300)[0][-1])
+    core = build_array_core(cfg.model, cfg.train, datasets, seeds)
+    together = np.array([r[0][-1] for r in core.advance(300)])
+    alone = np.array(alone)
+    for col in (0, 2):  # loss/train, loss/test
+        a, b = alone[:, col], together[:, col]
+        assert stats.ttest_ind(a, b, equal_var=False).pvalue > 0.5
+        assert stats.ks_2samp(a, b).pvalue > 0.5
+        # Pairwise (same seed): rounding, orders of magnitude below the spread between seeds.
+        assert np.median(np.abs(a - b)) < 1e-2 * np.std(a)
+
+
+@pytest.mark.slow
+def test_a_diverging_replica_fails_alone(tracking_uri, tf_ready):
+    from ib_sweeps.trial_array import run_array
+
+    cfgs = [
+        config.validate(
+            {
+                "seed": s,
+                "model": {"activation": "relu"},
+                "train": {"epochs": 20, "optimizer": "sgd", "learning_rate": lr},
+                "schedule": {"kind": "every"},
+                "estimators": ESTIMATORS[:1],
+            }
+        )
+        for s, lr in ((0, 0.01), (1, 1e30), (2, 0.01))
+    ]
+    out = run_array(cfgs, _opts(tracking_uri, ["ok0", "boom", "ok2"]))
+    client = tracking.open_client(tracking_uri)
+    from ib_sweeps import train
+
+    assert isinstance(out[1], train.TrainingDiverged)
+    failed = client.get_run(
+        client.search_runs([client.get_experiment_by_name("arrays").experiment_id], "attributes.run_name = 'boom'")[
+            0
+        ].info.run_id
+    )
+    assert failed.info.status == "FAILED"
+    assert "diverged" in failed.data.tags[records.ERROR]
+    assert "trace.npz" in _artifacts(client, failed.info.run_id)  # the partial trace is kept
+    for r in (out[0], out[2]):
+        run = client.get_run(r.run_id)
+        assert run.info.status == "FINISHED"
+        assert r.trace.epochs == list(range(21))
+
+
+def test_grouping_keeps_trials_names_and_hashes():
+    base = sweeps.load("activations")
+    for size in ("auto", 1, 4, 7):
+        sw = sweeps.load("activations", overrides=[f"resources.array_size={size}"])
+        plan = arrays.layout(sw, sw.trials(), slots=2)
+        flat = [t for a in plan.arrays for t in a]
+        assert sorted(t.key for t in flat) == sorted(t.key for t in base.trials())
+        assert {t.name for t in flat} == {t.name for t in base.trials()}
+        assert max(len(a) for a in plan.arrays) == (15 if size == "auto" else size)
+        assert sw.invocation == base.invocation  # packing changes no result, so a sweep resumes across it
+
+
+def test_trials_the_array_core_cannot_train_stay_alone():
+    sw = sweeps.load("noisy")
+    plan = arrays.layout(sw, sw.trials(), slots=2)
+    assert all(len(a) == 1 for a in plan.arrays)
+    assert "alone" in plan.reason and "noise_std" in plan.reason
+
+
+def test_auto_fills_the_slots_evenly():
+    sw = sweeps.load("activations", overrides=["seeds=20"])  # 120 trials
+    assert [len(a) for a in arrays.layout(sw, sw.trials(), slots=2).arrays] == [60, 60]
+    assert max(len(a) for a in arrays.layout(sw, sw.trials(), slots=1).arrays) == arrays.MAX_AUTO_CPU
+    assert len(arrays.layout(sw, sw.trials(), slots=16).arrays) == 16
+
+
+@pytest.mark.slow
+def test_a_sweep_killed_mid_array_resumes_only_the_unstored_replicas(tmp_path):
+    """SIGKILL the driver while an array of 8 stores its replicas; the same command runs only those not stored."""
+    import subprocess
+    import sys
+    import time
+
+    from test_sweep_run import clean_env, cli, runs, sweep_file
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    path = sweep_file(tmp_path, epochs=40, seeds=4)  # 8 trials: tanh and relu x 4 seeds
+    cmd = [
+        sys.executable,
+        "-m",
+        "ib_sweeps.cli",
+        "sweep",
+        path,
+        "--tracking-uri",
+        uri,
+        "--set",
+        "resources.array_size=8",
+    ]
+    runs(uri, "tiny")  # create the store here: two processes migrating a new SQLite file at once collide
+    with open(tmp_path / "run.log", "w") as log:
+        proc = subprocess.Popen(cmd, cwd=tmp_path, env=clean_env(), stdout=log, stderr=log)
+        end = time.monotonic() + 300
+        while time.monotonic() < end:  # some replicas stored, some not: kill the driver there
+            status = [c.info.status for c in runs(uri, "tiny")[2]]
+            if "FINISHED" in status and "RUNNING" in status:
+                break
+            time.sleep(0.2)
+        proc.kill()
+        proc.wait(timeout=60)
+    stored = {(c.data.tags["ib_sweeps.config_hash"], c.data.tags["ib_sweeps.seed"]) for c in runs(uri, "tiny")[2]
+              if c.info.status == "FINISHED"}  # fmt: skip
+    assert 0 < len(stored) < 8, (tmp_path / "run.log").read_text()[-2000:]
+    final = cli(path, "--tracking-uri", uri, "--set", "resources.array_size=8", cwd=tmp_path)
+    assert final.returncode == 0, final.stderr[-3000:]
+    assert f"{len(stored)} trials already finished" in final.stderr
+    left = 8 - len(stored)
+    assert f"{left} trials to run as 1 trial arrays" in final.stderr or (left == 1 and "to run as" not in final.stderr)
+    _, parents, children = runs(uri, "tiny")
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    finished = [(c.data.tags["ib_sweeps.config_hash"], c.data.tags["ib_sweeps.seed"]) for c in children
+                if c.info.status == "FINISHED"]  # fmt: skip
+    assert len(finished) == 8 and len(set(finished)) == 8  # every trial exactly once
+    assert stored <= set(finished)
+    assert {c.info.status for c in children} <= {"FINISHED", "KILLED"}
+
+
+@pytest.mark.slow
+def test_a_diverging_replica_in_a_sweep_is_retried_alone(tmp_path):
+    """An array of 4 with one diverging trial: 3 FINISHED, the failing one retried alone and recorded FAILED."""
+    from test_sweep_run import cli, runs, sweep_file
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    path = sweep_file(tmp_path, axis="train.learning_rate", values="[1.0e-3, 2.0e-3, 1.0e+30, 3.0e-3]", seeds=1,
+                      max_failures=1)  # fmt: skip
+    sets = ["--set", "train.optimizer=sgd model.activation=relu resources.array_size=4"]
+    proc = cli(path, "--tracking-uri", uri, *sets, cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "4 trials to run as 1 trial arrays" in proc.stderr
+    assert "failed, retrying: ib_sweeps.sweep.runner.ReplicasFailed: 1 of 4 trials" in proc.stderr
+    assert "tiny: 3/4 done (0 skipped), 0 running, 1 failed" in proc.stderr
+    _, (parent,), children = runs(uri, "tiny")
+    by_status = sorted((c.info.status, c.data.params["train.learning_rate"]) for c in children)
+    assert by_status == [
+        ("FAILED", "1e+30"),
+        ("FAILED", "1e+30"),
+        *(("FINISHED", lr) for lr in ("0.001", "0.002", "0.003")),
+    ]
+    assert parent.data.metrics["trials/failed"] == 2 and parent.data.metrics["trials/finished"] == 3
