@@ -72,7 +72,8 @@ def test_driver_killed_then_three_resumes_at_once_run_each_trial_once(tmp_path):
     """SIGKILL of the driver mid-sweep; three copies of the same command started together: one runs, two refuse."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     path = sweep_file(tmp_path, epochs=200, batch=64, seeds=2)
-    args = ["sweep", path, "--tracking-uri", uri, "--max-concurrent", "1"]
+    # One network per trial, so trials end one at a time (a killed array: tests/test_trial_arrays.py).
+    args = ["sweep", path, "--tracking-uri", uri, "--max-concurrent", "1", "--set", "resources.array_size=1"]
     tracking.open_client(uri)  # this process polls the store: create it first, under ib-sweeps' lock
     with open(tmp_path / "first.log", "w") as log:
         proc = start(args, tmp_path, log)
@@ -132,7 +133,8 @@ def test_worker_killed_fails_one_trial_others_go_on_and_ray_listens_on_loopback(
     """SIGKILL of the Ray worker running a trial: that run ends KILLED with the reason, exit 1, the rest FINISHED."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     path = sweep_file(tmp_path, epochs=400, batch=64, seeds=1)
-    args = ["sweep", path, "--tracking-uri", uri, "--max-concurrent", "1"]
+    # One network per trial: killing the worker kills one trial (in an array it would end every replica KILLED).
+    args = ["sweep", path, "--tracking-uri", uri, "--max-concurrent", "1", "--set", "resources.array_size=1"]
     tracking.open_client(uri)  # this process polls the store: create it first, under ib-sweeps' lock
     with open(tmp_path / "run.log", "w+") as log:
         proc = start(args, tmp_path, log)

@@ -136,7 +136,9 @@ def test_interrupt_kill_and_resume_without_duplicates(tmp_path):
     """SIGTERM, then SIGKILL of the driver, then the same command finishes the sweep exactly once."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     path = sweep_file(tmp_path, epochs=150, batch=64, seeds=2)
-    cmd = [sys.executable, "-m", "ib_sweeps.cli", "sweep", path, "--tracking-uri", uri, "--max-concurrent", "1"]
+    # One network per trial (arrays: tests/test_trial_arrays.py), so trials finish one at a time.
+    one = ["--set", "resources.array_size=1"]
+    cmd = [sys.executable, "-m", "ib_sweeps.cli", "sweep", path, "--tracking-uri", uri, "--max-concurrent", "1", *one]
     log = open(tmp_path / "run.log", "w")  # noqa: SIM115
     runs(uri, "tiny")  # create the store here: two processes migrating a new SQLite file at once collide
     # 1. SIGTERM once a trial has finished: exits 130, parent and running child marked KILLED
@@ -155,7 +157,7 @@ def test_interrupt_kill_and_resume_without_duplicates(tmp_path):
     proc.wait(timeout=60)
     assert runs(uri, "tiny")[1][0].info.status == "RUNNING"
     # 3. the same command finishes the sweep: stale runs KILLED, finished trials not re-run
-    final = cli(path, "--tracking-uri", uri, "--max-concurrent", "1", cwd=tmp_path)
+    final = cli(path, "--tracking-uri", uri, "--max-concurrent", "1", *one, cwd=tmp_path)
     assert final.returncode == 0, final.stderr[-3000:]
     assert "resuming parent run" in final.stderr and "1 left RUNNING marked KILLED" in final.stderr
     _, parents, children = runs(uri, "tiny")
