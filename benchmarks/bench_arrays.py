@@ -1,7 +1,7 @@
 """Trial arrays vs the training core alone: net-epochs/s at N = 1, 5, 30 replicas (issue 14).
 
 The default 12-bit net (10-7-5-4-3 tanh, Adam 4e-4, batch 512, tishby12),
-gradient statistics off (the array core has none yet), one TensorFlow thread.
+gradient statistics off (``--gradient-stats``: on, as sweeps run by default), one TensorFlow thread.
 For each N, measured alternately so both see the same machine state:
 
 - alone: N networks one after another, as trials train them today; timed as one
@@ -14,7 +14,7 @@ Prints net-epochs per wall second and per CPU second of this process (on a
 shared machine the CPU figure is the steadier one), their ratios, and the load
 average before and after. Best of ``--repeats``. Compilation is not timed.
 
-Usage: python benchmarks/bench_arrays.py [--epochs 300] [--sizes 1 5 30] [--repeats 2]
+Usage: python benchmarks/bench_arrays.py [--epochs 300] [--sizes 1 5 30] [--repeats 2] [--gradient-stats]
 """
 
 from __future__ import annotations
@@ -35,19 +35,19 @@ def timed(fn) -> tuple[float, float]:
     return time.perf_counter() - t, time.process_time() - c
 
 
-def alone(d, n: int, epochs: int, length: int) -> tuple[float, float]:
+def alone(d, n: int, epochs: int, length: int, gradient_stats: bool = False) -> tuple[float, float]:
     from ib_sweeps import train
 
-    cfg = config.validate({"train": {"epochs": length, "gradient_stats": False}})
+    cfg = config.validate({"train": {"epochs": length, "gradient_stats": gradient_stats}})
     core = train.build_core(cfg.model, cfg.train, d, 0)
     core.advance(1)  # warm-up: XLA compilation
     return timed(lambda: core.advance(n * epochs + 1))
 
 
-def array(d, n: int, epochs: int, length: int) -> tuple[float, float]:
+def array(d, n: int, epochs: int, length: int, gradient_stats: bool = False) -> tuple[float, float]:
     from ib_sweeps.train.array import build_array_core
 
-    cfg = config.validate({"train": {"epochs": length, "gradient_stats": False}})
+    cfg = config.validate({"train": {"epochs": length, "gradient_stats": gradient_stats}})
     core = build_array_core(cfg.model, cfg.train, d, list(range(n)))
     core.advance(1)
     return timed(lambda: core.advance(epochs + 1))
@@ -58,6 +58,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=300, help="epochs per network")
     ap.add_argument("--sizes", type=int, nargs="+", default=[1, 5, 30], help="replicas N")
     ap.add_argument("--repeats", type=int, default=2, help="alternating measurements per N (best kept)")
+    ap.add_argument("--gradient-stats", action="store_true", help="train with gradient statistics (sweeps' default)")
     args = ap.parse_args()
     runtime.configure_tensorflow(1)
     import tensorflow as tf
@@ -70,7 +71,8 @@ def main() -> None:
     load0 = os.getloadavg()
     print(
         f"{cfg.data.name}, hidden {list(cfg.model.hidden)} {cfg.model.activation}, {cfg.train.optimizer} "
-        f"{cfg.train.learning_rate}, batch {cfg.train.batch_size}; {args.epochs} epochs per net; 1 TF thread"
+        f"{cfg.train.learning_rate}, batch {cfg.train.batch_size}; {args.epochs} epochs per net; 1 TF thread; "
+        f"gradient statistics {'on' if args.gradient_stats else 'off'}"
     )
     print(
         f"{'N':>4} {'alone/wall':>11} {'array/wall':>11} {'ratio':>6} {'alone/CPU':>10} {'array/CPU':>10} {'ratio':>6}"
@@ -79,7 +81,7 @@ def main() -> None:
         best = {"alone": [0.0, 0.0], "array": [0.0, 0.0]}
         for _ in range(args.repeats):
             for name, fn in (("alone", alone), ("array", array)):
-                wall, cpu = fn(d, n, args.epochs, length)
+                wall, cpu = fn(d, n, args.epochs, length, args.gradient_stats)
                 rate = n * args.epochs
                 best[name] = [max(best[name][0], rate / wall), max(best[name][1], rate / cpu)]
         (aw, ac), (bw, bc) = best["alone"], best["array"]
