@@ -1,11 +1,22 @@
 """Figures of a trial, drawn from its :class:`~ib_sweeps.trace.Trace` (matplotlib, Agg).
 
+Each figure is a frame (figure, axes, scales, fixed bounds, axis labels) and
+the data drawn into it. :func:`save_all` keeps its frames between calls (a few
+per process, keyed by what shapes them) and removes the data again after each
+save: building a frame's log-axis ticks was most of a figure's cost, and a
+process saves the figures of many trials (trial arrays, Ray workers). A reused
+frame gives the same pixels as a new one (tests/test_plots.py).
+
 Also the colour-blind-safe styles shared with the sweep report (:func:`style`):
 Okabe & Ito's eight colours, each paired with its own marker and line style, so
 series stay apart in grey print and for every common colour-vision deficiency.
 """
 
 from __future__ import annotations
+
+import functools
+import threading
+import warnings
 
 import numpy as np
 
@@ -17,6 +28,8 @@ _LOSSES = (records.LOSS_TRAIN, records.LOSS_TEST)
 OKABE_ITO = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#F0E442")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)), (0, (1, 2)), (0, (8, 2, 2, 2)))
+DPI = 110
+PNG_COMPRESSION = 1  # zlib level: a third of the encoding time of the default 6, files ~5 % larger
 LABEL_GAP = 0.05  # least vertical distance between two layer labels, as a fraction of the axes height
 
 
@@ -69,13 +82,50 @@ def spread_labels(ax, points, names, gap: float = LABEL_GAP) -> list:
     return texts
 
 
-def _plt():
-    import matplotlib
+@functools.cache
+def _canvas_class():
+    """An Agg canvas whose renderers all share one mathtext parser.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Each new renderer brings its own parser, and so its own cache of parsed
+    log-axis tick labels (``$10^{3}$``): every figure parsed them again (a
+    fifth of :func:`save_all`'s time). Shared, they are parsed once a process.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    return plt
+    shared = {}
+
+    class Canvas(FigureCanvasAgg):
+        def get_renderer(self):
+            renderer = super().get_renderer()
+            renderer.mathtext_parser = shared.setdefault("parser", renderer.mathtext_parser)
+            return renderer
+
+    return Canvas
+
+
+def _figure(width: float, height: float, ncols: int = 1, *, left=0.75, right=0.2, bottom=0.55, top=0.4, gap=0.8):
+    """A ``width`` x ``height`` inch Figure on its own Agg canvas, ``ncols`` axes in a row, fixed margins in inches.
+
+    Fixed margins instead of constrained layout, which measured every tick label
+    of every axis again at each save (more than half of :func:`save_all`'s time);
+    ``gap`` is the space between two axes, room for the right one's y label.
+    No pyplot: no global figure registry to close figures in.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=DPI)
+    _canvas_class()(fig)
+    axes = fig.subplots(1, ncols)
+    axes_width = (width - left - right - (ncols - 1) * gap) / ncols
+    fig.subplots_adjust(left=left / width, right=1 - right / width, bottom=bottom / height, top=1 - top / height,
+                        wspace=gap / axes_width)  # fmt: skip
+    return fig, axes
+
+
+def _forget(ax) -> None:
+    """Start ``ax`` afresh for new data: data limits from the frame's own lines only, colour cycle from the start."""
+    ax.relim()
+    ax.set_prop_cycle(None)
 
 
 def information_plane(trace, estimator: int = 0):
@@ -85,85 +135,140 @@ def information_plane(trace, estimator: int = 0):
     Each layer has its own marker and a label at its last point, moved clear
     of the others (:func:`spread_labels`).
     """
-    plt = _plt()
+    fig = _plane_frame(*_plane_key(trace))
+    _plane_data(fig, trace, estimator)
+    return fig
+
+
+def _plane_key(trace) -> tuple:
+    return float(trace.h_x), float(trace.h_y), int(np.max(trace.epochs, initial=0))
+
+
+def _plane_frame(h_x: float, h_y: float, last_epoch: int):
+    """The information plane without data: limits, bounds H(X) and H(Y), axis labels, colour bar of the epochs."""
+    from matplotlib.cm import ScalarMappable
+
+    fig, ax = _figure(7, 5, right=0.1)
+    ax.axvline(h_x, ls="--", color="0.5", lw=0.8, zorder=2.5)  # over the points
+    ax.axhline(h_y, ls="--", color="0.5", lw=0.8, zorder=2.5)
+    ax.set_xlim(0, h_x * 1.03)
+    ax.set_ylim(0, h_y * 1.05)
+    ax.set_xlabel("I(X;T) [bits]")
+    ax.set_ylabel("I(Y;T) [bits]")
+    fig.colorbar(ScalarMappable(epoch_norm([last_epoch]), "viridis"), ax=ax, label="epoch + 1 (log scale)")
+    return fig
+
+
+def _plane_data(fig, trace, estimator: int) -> list:
+    """Draw one estimator's curves, points and layer labels into a :func:`_plane_frame`; return what was drawn."""
+    ax = fig.axes[0]
     epochs = np.asarray(trace.epochs)
     ixt, iyt = np.stack(trace.ixt)[:, estimator], np.stack(trace.iyt)[:, estimator]
-    fig, ax = plt.subplots(figsize=(7, 5), constrained_layout=True)
     norm = epoch_norm(epochs)
+    drawn: list = []
     for j in range(len(trace.layers)):
-        ax.plot(ixt[:, j], iyt[:, j], color="0.75", lw=0.8, zorder=1)
-        sc = ax.scatter(ixt[:, j], iyt[:, j], c=epochs + 1, cmap="viridis", norm=norm, s=14, zorder=2,
-                        marker=MARKERS[j % len(MARKERS)], linewidths=0)  # fmt: skip
-    ax.axvline(trace.h_x, ls="--", color="0.5", lw=0.8)
-    ax.axhline(trace.h_y, ls="--", color="0.5", lw=0.8)
-    ax.set_xlim(0, trace.h_x * 1.03)
-    ax.set_ylim(0, trace.h_y * 1.05)
+        drawn += ax.plot(ixt[:, j], iyt[:, j], color="0.75", lw=0.8, zorder=1)
+        drawn.append(ax.scatter(ixt[:, j], iyt[:, j], c=epochs + 1, cmap="viridis", norm=norm, s=14, zorder=2,
+                                marker=MARKERS[j % len(MARKERS)], linewidths=0))  # fmt: skip
     last = [np.flatnonzero(np.isfinite(ixt[:, j]) & np.isfinite(iyt[:, j])) for j in range(len(trace.layers))]
     labelled = [j for j in range(len(trace.layers)) if len(last[j])]  # a layer with no finite point has no label
     points = [(ixt[last[j][-1], j], iyt[last[j][-1], j]) for j in labelled]
-    spread_labels(ax, points, [trace.layers[j] for j in labelled])
-    ax.set_xlabel("I(X;T) [bits]")
-    ax.set_ylabel("I(Y;T) [bits]")
+    drawn += spread_labels(ax, points, [trace.layers[j] for j in labelled])
     ax.set_title(f"Information plane ({trace.estimators[estimator]}); labels at the last epoch")
-    fig.colorbar(sc, ax=ax, label="epoch + 1 (log scale)")
-    return fig
+    return drawn
 
 
 def information_vs_epoch(trace, estimator: int = 0):
     """I(X;T) and I(Y;T) in bits against epoch (log axis), one line per layer."""
-    plt = _plt()
-    epochs = np.maximum(np.asarray(trace.epochs), 0.5)  # epoch 0 drawn at 0.5 on the log axis
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
-    for ax, values, label, bound in (
-        (axes[0], np.stack(trace.ixt)[:, estimator], "I(X;T) [bits]", trace.h_x),
-        (axes[1], np.stack(trace.iyt)[:, estimator], "I(Y;T) [bits]", trace.h_y),
-    ):
-        back = np.asarray(trace.reasons) == "backtracked"
-        for j, name in enumerate(trace.layers):
-            st = style(j)
-            ax.plot(epochs, values[:, j], label=name, lw=1.2, color=st["color"], linestyle=st["linestyle"])
-            if back.any():
-                ax.plot(epochs[back], values[back, j], "x", ms=3, color=st["color"])
-        ax.axhline(bound, ls="--", color="0.5", lw=0.8)
+    fig = _epoch_frame(*_epoch_key(trace))
+    _epoch_data(fig, trace, estimator)
+    return fig
+
+
+def _epoch_key(trace) -> tuple:
+    return float(trace.h_x), float(trace.h_y)
+
+
+def _epoch_frame(h_x: float, h_y: float):
+    """Information against epoch without data: log epoch axes, bounds H(X) and H(Y), axis labels."""
+    fig, axes = _figure(11, 4, 2)
+    for ax, label, bound in ((axes[0], "I(X;T) [bits]", h_x), (axes[1], "I(Y;T) [bits]", h_y)):
+        ax.axhline(bound, ls="--", color="0.5", lw=0.8, zorder=2.5)  # over the curves
         ax.set_xscale("log")
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
-    axes[1].legend(fontsize=8)
+    return fig
+
+
+def _epoch_data(fig, trace, estimator: int) -> list:
+    """Draw one estimator's curves and legend into an :func:`_epoch_frame`; return what was drawn."""
+    epochs = np.maximum(np.asarray(trace.epochs), 0.5)  # epoch 0 drawn at 0.5 on the log axis
+    back = np.asarray(trace.reasons) == "backtracked"
+    drawn: list = []
+    for ax, values in zip(
+        fig.axes, (np.stack(trace.ixt)[:, estimator], np.stack(trace.iyt)[:, estimator]), strict=True
+    ):
+        _forget(ax)
+        for j, name in enumerate(trace.layers):
+            st = style(j)
+            drawn += ax.plot(epochs, values[:, j], label=name, lw=1.2, color=st["color"], linestyle=st["linestyle"])
+            if back.any():
+                drawn += ax.plot(epochs[back], values[back, j], "x", ms=3, color=st["color"])
+    drawn.append(fig.axes[1].legend(fontsize=8))
     note = "; x: backtracked epochs" if "backtracked" in trace.reasons else ""
     fig.suptitle(f"Information vs epoch ({trace.estimators[estimator]}){note}")
-    return fig
+    return drawn
 
 
 def learning_curves(trace):
     """Per-epoch train/test loss (log scale) and accuracy."""
-    plt = _plt()
-    h = np.asarray(trace.history)
-    epochs = np.arange(len(h))
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
-    for i, key in enumerate(trace.history_keys):
-        ax = ax_loss if key in _LOSSES else ax_acc
-        ax.plot(epochs, h[:, i], label=key, lw=1)
-    ax_loss.set_yscale("log")
-    for ax in (ax_loss, ax_acc):
-        ax.set_xlabel("epoch")
-        ax.legend(fontsize=8)
+    fig = _curves_frame()
+    _curves_data(fig, trace)
     return fig
 
 
-def _log_binned(epochs, values, n_bins: int = 60):
-    """Positive ``values`` in log-spaced epoch bins: (bin centres, geometric means, 10th and 90th percentiles).
+def _curves_frame():
+    fig, (ax_loss, ax_acc) = _figure(11, 4, 2, top=0.2)
+    ax_loss.set_yscale("log")
+    for ax in (ax_loss, ax_acc):
+        ax.set_xlabel("epoch")
+    return fig
 
-    Empty bins are dropped.
+
+def _curves_data(fig, trace) -> list:
+    ax_loss, ax_acc = fig.axes
+    h = np.asarray(trace.history)
+    epochs = np.arange(len(h))
+    drawn: list = []
+    for ax in (ax_loss, ax_acc):
+        _forget(ax)
+    for i, key in enumerate(trace.history_keys):
+        drawn += (ax_loss if key in _LOSSES else ax_acc).plot(epochs, h[:, i], label=key, lw=1)
+    return drawn + [ax.legend(fontsize=8) for ax in (ax_loss, ax_acc)]
+
+
+def _log_binned(epochs, values, n_bins: int = 60):
+    """Positive ``values`` (n, k) in log-spaced epoch bins: bin centres (b,), geometric means, 10th, 90th percentiles.
+
+    ``epochs`` (n,) increasing. Values not finite or not positive are left
+    out; where none is left in a bin, that column's statistics are NaN. Bins
+    without epochs are dropped. The statistics are (b, k) arrays.
     """
     edges = np.unique(np.geomspace(1, epochs.max() + 1, n_bins + 1).astype(int))
-    which = np.digitize(epochs, edges) - 1
-    ok = np.isfinite(values) & (values > 0)
-    rows = []
-    for b in range(len(edges) - 1):
-        v = values[ok & (which == b)]
-        if len(v):
-            rows.append((np.sqrt(edges[b] * edges[b + 1]), np.exp(np.log(v).mean()), *np.percentile(v, [10, 90])))
-    return np.asarray(rows).reshape(-1, 4).T
+    starts = np.searchsorted(epochs, edges)  # epochs increase: bin b holds rows starts[b]:starts[b + 1]
+    full = np.flatnonzero(np.diff(starts))
+    v = np.where(np.isfinite(values) & (values > 0), values, np.nan).astype(np.float64)
+    blocks = [v[starts[b] : starts[b + 1]] for b in full]
+    with warnings.catch_warnings():  # a column with no positive value in a bin: NaN there, no warning
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.exp(np.reshape([np.nanmean(np.log(block), axis=0) for block in blocks], (len(full), v.shape[1])))
+        pct = np.reshape([_percentiles(block, [10, 90]) for block in blocks], (len(full), 2, v.shape[1]))
+    return np.sqrt(edges[full] * edges[full + 1]), mean, pct[:, 0], pct[:, 1]
+
+
+def _percentiles(block, q):
+    """``np.nanpercentile(block, q, axis=0)``; ``np.percentile`` where nothing is NaN (many times faster)."""
+    return np.nanpercentile(block, q, axis=0) if np.isnan(block).any() else np.percentile(block, q, axis=0)
 
 
 def gradients(trace):
@@ -173,28 +278,32 @@ def gradients(trace):
     in log-spaced epoch bins: the geometric mean as a line (mean norm solid,
     std norm dashed), the 10th-90th percentile of the SNR as a band.
     """
-    plt = _plt()
+    binned = _binned_gradients(trace)
+    fig = _gradients_frame(*_gradients_key(trace, binned))
+    _gradients_data(fig, trace, binned)
+    return fig
+
+
+def _binned_gradients(trace):
+    """Bin centres (b,) and the geometric mean, 10th and 90th percentile (b, n_layers, 3) of every series."""
     g = np.asarray(trace.grad)[1:]  # epoch 0 trained on no batch
-    epochs = np.arange(1, len(g) + 1)
-    fig, (ax_norm, ax_snr, ax_loss) = plt.subplots(1, 3, figsize=(15, 4.2), constrained_layout=True)
-    for j, name in enumerate(trace.layers):
-        for ax, values, line, label in (
-            (ax_norm, g[:, j, 0], "-", f"{name} mean"),
-            (ax_norm, g[:, j, 1], "--", f"{name} std"),
-            (ax_snr, g[:, j, 2], "-", name),
-        ):
-            x, mean, lo, hi = _log_binned(epochs, values)  # zeros (full-batch std) have no place on a log axis
-            ax.plot(x, mean, line, color=style(j)["color"], lw=1.5, label=label)
-            if ax is ax_snr:
-                ax.fill_between(x, lo, hi, color=style(j)["color"], alpha=0.15, lw=0)
-    if not np.isfinite(g[..., 2]).any():
-        ax_snr.text(0.5, 0.5, "SNR undefined:\nstd is 0 (one batch per epoch)", ha="center", transform=ax_snr.transAxes)
-    h = np.asarray(trace.history)
-    for i, key in enumerate(trace.history_keys):
-        if key in _LOSSES:
-            ax_loss.plot(np.arange(1, len(h)), h[1:, i], lw=1, label=key)
-    for ax, label in ((ax_norm, "gradient norm"), (ax_snr, "SNR = ||mean|| / ||std||"), (ax_loss, "loss")):
-        if any(len(line.get_ydata()) for line in ax.get_lines()):  # an empty panel has no log scale
+    x, *stats = _log_binned(np.arange(1, len(g) + 1), g.reshape(len(g), -1))
+    return x, *(a.reshape(len(x), *g.shape[1:]) for a in stats)
+
+
+def _gradients_key(trace, binned) -> tuple[bool, bool, bool]:
+    """Which panels (norms, SNR, loss) have data: only those get log scales (an empty one has no log scale)."""
+    mean = binned[1]
+    loss = len(trace.history) > 1 and any(key in _LOSSES for key in trace.history_keys)
+    return bool(np.isfinite(mean[..., :2]).any()), bool(np.isfinite(mean[..., 2]).any()), loss
+
+
+def _gradients_frame(norms: bool, snr: bool, loss: bool):
+    fig, axes = _figure(15, 4.2, 3, left=0.95, gap=1.15)  # room for minor log labels (6×10⁻¹) and an axis label
+    for ax, label, has_data in zip(
+        axes, ("gradient norm", "SNR = ||mean|| / ||std||", "loss"), (norms, snr, loss), strict=True
+    ):
+        if has_data:
             ax.set_xscale("log")
             ax.set_yscale("log")
         else:
@@ -202,26 +311,68 @@ def gradients(trace):
             ax.set_yticks([])
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
-        ax.legend(fontsize=7, ncol=2 if ax is ax_norm else 1)
     fig.suptitle("Minibatch gradients per layer (kernel weights): drift (SNR high) and diffusion (SNR low)")
     return fig
 
 
+def _gradients_data(fig, trace, binned) -> list:
+    ax_norm, ax_snr, ax_loss = fig.axes[:3]
+    x, mean, lo, hi = binned
+    drawn: list = []
+    for ax in (ax_norm, ax_snr, ax_loss):
+        _forget(ax)
+    for j, name in enumerate(trace.layers):
+        colour = style(j)["color"]
+        for ax, k, line, label in ((ax_norm, 0, "-", f"{name} mean"), (ax_norm, 1, "--", f"{name} std"),
+                                   (ax_snr, 2, "-", name)):  # fmt: skip
+            ok = np.isfinite(mean[:, j, k])  # zeros (full-batch std) have no place on a log axis
+            drawn += ax.plot(x[ok], mean[ok, j, k], line, color=colour, lw=1.5, label=label)
+            if ax is ax_snr:
+                drawn.append(ax.fill_between(x[ok], lo[ok, j, k], hi[ok, j, k], color=colour, alpha=0.15, lw=0))
+    if not np.isfinite(np.asarray(trace.grad)[1:, :, 2]).any():
+        drawn.append(ax_snr.text(0.5, 0.5, "SNR undefined:\nstd is 0 (one batch per epoch)", ha="center",
+                                 transform=ax_snr.transAxes))  # fmt: skip
+    h = np.asarray(trace.history)
+    for i, key in enumerate(trace.history_keys):
+        if key in _LOSSES:
+            drawn += ax_loss.plot(np.arange(1, len(h)), h[1:, i], lw=1, label=key)
+    return drawn + [ax.legend(fontsize=7, ncol=2 if ax is ax_norm else 1) for ax in (ax_norm, ax_snr, ax_loss)]
+
+
+_FRAMES = threading.Lock()  # a frame is drawn into by one save_all at a time
+
+
+@functools.lru_cache(maxsize=8)
+def _frame(build, *key):
+    """``build(*key)``, kept for the next figure of the same kind and key (module docstring)."""
+    return build(*key)
+
+
 def save_all(trace, directory) -> list:
-    """Write every figure as PNG into ``directory``; return the paths."""
+    """Write every figure as PNG into ``directory``; return the paths (reusing kept frames, module docstring)."""
     from pathlib import Path
 
-    plt = _plt()
     trace = trace.sorted()
-    out, paths = Path(directory), []
-    figures = [("learning_curves.png", learning_curves(trace))]
+    out = Path(directory)
+    figures = [("learning_curves.png", _curves_frame, (), functools.partial(_curves_data, trace=trace))]
     if trace.grad is not None and len(trace.grad) > 1:
-        figures.append(("gradients.png", gradients(trace)))
+        binned = _binned_gradients(trace)
+        figures.append(("gradients.png", _gradients_frame, _gradients_key(trace, binned),
+                        functools.partial(_gradients_data, trace=trace, binned=binned)))  # fmt: skip
     for i, name in enumerate(trace.estimators):
-        figures.append((f"info_plane_{name}.png", information_plane(trace, i)))
-        figures.append((f"info_vs_epoch_{name}.png", information_vs_epoch(trace, i)))
-    for filename, fig in figures:
-        fig.savefig(out / filename, dpi=110)
-        plt.close(fig)
-        paths.append(out / filename)
-    return paths
+        figures.append((f"info_plane_{name}.png", _plane_frame, _plane_key(trace),
+                        functools.partial(_plane_data, trace=trace, estimator=i)))  # fmt: skip
+        figures.append((f"info_vs_epoch_{name}.png", _epoch_frame, _epoch_key(trace),
+                        functools.partial(_epoch_data, trace=trace, estimator=i)))  # fmt: skip
+    with _FRAMES:
+        for filename, build, key, draw in figures:
+            fig = _frame(build, *key)
+            try:
+                drawn = draw(fig)
+                fig.savefig(out / filename, dpi=DPI, pil_kwargs={"compress_level": PNG_COMPRESSION})
+                for artist in drawn:
+                    artist.remove()
+            except BaseException:
+                _frame.cache_clear()  # a frame something went wrong in is not drawn into again
+                raise
+    return [out / filename for filename, *_ in figures]
