@@ -6,8 +6,9 @@ each layer is one batched matmul. Replica r draws exactly what a core built
 alone by :func:`~ib_sweeps.train.build_core` with ``seeds[r]`` draws: its
 initial weights come from the same Keras builder with the same
 :func:`~ib_sweeps.train.split_seed` initialisation seed, and its minibatch
-order from :func:`~ib_sweeps.train.minibatch_order` with the same order seed,
-inside the XLA graph as there (tests/test_array_core.py: bit-identical).
+order is :func:`~ib_sweeps.train.minibatch_order`'s with the same order seed,
+from the same draws in the XLA graph, sorted faster
+(:mod:`~ib_sweeps.train.array_orders`; tests/test_array_core.py: bit-identical).
 Batched kernels round differently from single ones, so the numbers agree
 with the core alone to float rounding, not bit for bit (issue 14: losses and
 weights within 1e-5 relative after 10-20 epochs).
