@@ -140,5 +140,29 @@ def test_configs_that_cannot_share_a_graph_are_refused():
         _array([_cfg(0), _cfg(1, model={"hidden": [5, 4]})], None, [0, 1])
     with pytest.raises(ValueError, match="optimizer"):
         _array([_cfg(0, train={"optimizer": "adadelta"})], None, [0])
-    with pytest.raises(ValueError, match="noise_std"):
-        _array([_cfg(0, model={"noise_std": 0.1})], None, [0])
+    with pytest.raises(ValueError, match="noise_std"):  # shared by all replicas
+        _array([_cfg(0, model={"noise_std": 0.1}), _cfg(1)], None, [0, 1])
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        [{"noise_std": 0.1}, {"noise_std": 0.1, "activation": "relu"}],
+        [{"quantize_levels": 8}, {"quantize_levels": 8, "activation": "sigmoid"}],
+    ],
+    ids=["noisy", "quantized"],
+)
+def test_noisy_and_quantized_replicas_agree_with_the_core_alone(model):
+    """Replica r's noise is the core alone's (bit-identical draws): activity and losses agree to float rounding."""
+    cfgs = [_cfg(s, model=m, train={"epochs": 4}) for s, m in zip((3, 4), model, strict=True)]
+    alone = [_alone(c, s) for c, s in zip(cfgs, (3, 4), strict=True)]
+    arr = _array(cfgs, [d for _, d in alone], (3, 4))
+    got = [arr.advance(0), arr.advance(4)]
+    for r, (core, _) in enumerate(alone):
+        for k, to in enumerate((0, 4)):
+            rows, acts = core.advance(to)
+            arr_rows, arr_acts = got[k][r]
+            assert _close(arr_rows[:, [0, 2]], rows[:, [0, 2]], 1e-5)
+            for a, b in zip(arr_acts, acts, strict=True):
+                # Quantized: a unit whose input sits on a level boundary may round the other way (rarely).
+                assert np.mean(np.abs(a - b) > 1e-5 * np.maximum(np.abs(b), 1.0)) <= 1e-3

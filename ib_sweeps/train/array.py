@@ -22,9 +22,11 @@ formulas, same order of operations), so a learning rate can be a per-replica
 vector; the replicas step in lockstep, so one iteration counter serves all.
 
 Gradient statistics (``train.gradient_stats``) are kept per replica
-(:meth:`ArrayCore.gradient_stats`). Not covered yet: noisy and quantized
-networks, CNNs, Adadelta, weight snapshots (backtracking schedules) and
-``activity_from``.
+(:meth:`ArrayCore.gradient_stats`), and so are noisy and quantized
+replicas' hidden outputs (:mod:`~ib_sweeps.train.array_net`: replica r's
+noise is the core alone's, bit for bit). Not covered yet: CNNs, Adadelta,
+weight snapshots (backtracking schedules), ``activity_from`` and noisy_sp's
+``noisy_samples``.
 Replicas are independent in the graph (the summed loss gives each replica its
 own gradient; batched ops keep slices apart), so a replica whose loss turns
 non-finite is reported as :class:`~ib_sweeps.train.TrainingDiverged` in its
@@ -37,11 +39,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ib_sweeps.train.array_net import ArrayNet, build_array_net, forward, xent
+from ib_sweeps.train.array_net import ArrayNet, build_array_net, draw_noise, forward, xent
 from ib_sweeps.train.array_optimizer import ArrayOptimizer
 from ib_sweeps.train.array_orders import array_orders
 from ib_sweeps.train.core import TrainingDiverged
 from ib_sweeps.train.network import split_seed
+from ib_sweeps.train.noise import EVAL_TEST_NOISE, EVAL_TRAIN_NOISE, MEASURE_NOISE, TRAIN_NOISE
 
 __all__ = ["ArrayCore", "build_array_core", "check_array"]
 
@@ -58,8 +61,8 @@ def _as_list(value, n: int) -> list:
 def check_array(model_cfgs, train_cfgs) -> None:
     """ValueError naming the field unless the configs can train as one array (see the module docstring)."""
     model, train = model_cfgs[0], train_cfgs[0]
-    if model.kind != "mlp" or model.noise_std or model.quantize_levels is not None:
-        raise ValueError("trial arrays train plain MLPs only (no CNN, noise_std or quantize_levels yet)")
+    if model.kind != "mlp":
+        raise ValueError(f"trial arrays train MLPs only; got model.kind {model.kind!r}")
     if train.optimizer not in OPTIMIZERS:
         raise ValueError(f"trial arrays: optimizer {train.optimizer!r} not supported; allowed: {', '.join(OPTIMIZERS)}")
     for cfgs, free in ((model_cfgs, PER_REPLICA_MODEL), (train_cfgs, PER_REPLICA_TRAIN)):
@@ -107,8 +110,8 @@ class ArrayData:
         return -(-int(self.x_train.shape[-2]) // self.size)
 
     def fold(self, epoch, step, carry):
-        """``carry = step(xb (N, b, f), yb (N, b), carry)`` over the epoch's minibatches, each replica in its own
-        order; the last carry."""
+        """``carry = step(b, xb (N, size, f), yb (N, size), carry)`` over the epoch's minibatches b = 0, 1, ...,
+        each replica in its own order; the last carry."""
         import tensorflow as tf
 
         order = self.orders(epoch)
@@ -119,9 +122,9 @@ class ArrayData:
         n_full = n // bs
         for b in tf.range(n_full):
             start = b * bs
-            carry = step(tf.slice(xs, [0, start, 0], [-1, bs, -1]), tf.slice(ys, [0, start], [-1, bs]), carry)
+            carry = step(b, tf.slice(xs, [0, start, 0], [-1, bs, -1]), tf.slice(ys, [0, start], [-1, bs]), carry)
         if n % bs:
-            carry = step(xs[:, n_full * bs :], ys[:, n_full * bs :], carry)
+            carry = step(n_full, xs[:, n_full * bs :], ys[:, n_full * bs :], carry)
         return carry
 
 
@@ -251,7 +254,7 @@ def build_array_core(model_cfgs, train_cfgs, datasets, seeds) -> ArrayCore:
     check_array(model_cfgs, train_cfgs)
     init_seeds, order_seeds = zip(*(split_seed(s) for s in seeds), strict=True)
     d0, train = datasets[0], train_cfgs[0]
-    net = build_array_net(model_cfgs, d0, init_seeds)
+    net = build_array_net(model_cfgs, d0, init_seeds, seeds)
     opt = ArrayOptimizer(train_cfgs, net.variables)
     x_train, y_train, x_test, y_test, x_measure = (tf.constant(a) for a in stack_data(datasets))
     n_train = int(x_train.shape[-2])
@@ -264,19 +267,23 @@ def build_array_core(model_cfgs, train_cfgs, datasets, seeds) -> ArrayCore:
         norms = tf.Variable(tf.fill([train.epochs + 1, n, len(net.kernels), 2], np.nan), trainable=False)
         grads = ArrayGradStats(norms, batches.count)
 
-    def step(xb, yb, sums):
+    def noise(stream, rows, *path):  # this pass's noise at the live epoch, as the core alone keys it
+        return draw_noise(net, stream, epoch, *path, rows=int(rows))
+
+    def step(b, xb, yb, sums):
         with tf.GradientTape() as tape:
-            loss = tf.reduce_sum(xent(net, xb, yb)[0])  # replica r's own loss is all its weights feel
+            losses = xent(net, xb, yb, noise(TRAIN_NOISE, xb.shape[1], b))[0]
+            loss = tf.reduce_sum(losses)  # replica r's own loss is all its weights feel
         g = tape.gradient(loss, net.variables)
         opt.apply(g)
         return sums if grads is None else grads.add(sums, g[::2])  # kernels: every other variable
 
-    def evaluate(x, y):
-        loss, logits = xent(net, x, y)
+    def evaluate(x, y, stream):
+        loss, logits = xent(net, x, y, noise(stream, x.shape[-2]))
         return loss, tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, 2, output_type=tf.int32), y), tf.float32), 1)
 
     def record():
-        tr, te = evaluate(x_train, y_train), evaluate(x_test, y_test)
+        tr, te = evaluate(x_train, y_train, EVAL_TRAIN_NOISE), evaluate(x_test, y_test, EVAL_TEST_NOISE)
         history.scatter_nd_update([[epoch]], [tf.stack([tr[0], tr[1], te[0], te[1]], axis=1)])
 
     @tf.function(jit_compile=True, reduce_retracing=True)
@@ -291,7 +298,7 @@ def build_array_core(model_cfgs, train_cfgs, datasets, seeds) -> ArrayCore:
             if grads is not None:
                 grads.record(sums, epoch)
             i += 1
-        outs = forward(net, x_measure)
+        outs = forward(net, x_measure, noise(MEASURE_NOISE, x_measure.shape[-2]))
         return [*outs[:-1], tf.nn.softmax(outs[-1])]
 
     orders_at = tf.function(batches.orders, jit_compile=True)

@@ -1,4 +1,12 @@
-"""A trial array's network: N MLPs as stacked variables, their batched forward pass and loss."""
+"""A trial array's network: N MLPs as stacked variables, their batched forward pass and loss.
+
+Noisy and quantized replicas (``model.noise_std``, ``model.quantize_levels``,
+equal for all) transform hidden outputs as :func:`~ib_sweeps.train.hidden_output`
+does alone; replica r's noise is drawn with its own keys
+(:func:`~ib_sweeps.train.noise_key` of its :func:`~ib_sweeps.train.noise_seed`),
+one (rows, all hidden units) draw per pass as :class:`~ib_sweeps.train.noise.Noise`
+draws it, so it gets exactly the numbers the core alone draws.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ib_sweeps import models
+from ib_sweeps.train.noise import noise_key, noise_seed
 
 
 @dataclass(frozen=True)
@@ -15,11 +24,20 @@ class ArrayNet:
     """N MLPs as stacked variables: ``kernels[i]`` (N, fan_in, width), ``biases[i]`` (N, width).
 
     ``acts[i]``: layer i's activation name per replica ("linear" for the output).
+    ``levels``: quantization levels of hidden outputs (None: none); ``noise_std``:
+    hidden-output noise (0: none), ``noise_seeds`` each replica's noise seed.
     """
 
     kernels: list
     biases: list
     acts: list[list[str]]
+    levels: int | None = None
+    noise_std: float = 0.0
+    noise_seeds: tuple[int, ...] = ()
+
+    @property
+    def noisy(self) -> bool:
+        return bool(self.noise_std)
 
     @property
     def variables(self) -> list:
@@ -31,7 +49,7 @@ class ArrayNet:
         return int(self.kernels[0].shape[0])
 
 
-def build_array_net(model_cfgs, data, init_seeds) -> ArrayNet:
+def build_array_net(model_cfgs, data, init_seeds, seeds) -> ArrayNet:
     """The replicas' layers drawn by :func:`ib_sweeps.models.build`, as :func:`build_network` draws them, stacked."""
     import tensorflow as tf
 
@@ -39,10 +57,28 @@ def build_array_net(model_cfgs, data, init_seeds) -> ArrayNet:
     kernels = [tf.Variable(np.stack([net[i].kernel.numpy() for net in nets])) for i in range(len(nets[0]))]
     biases = [tf.Variable(np.stack([net[i].bias.numpy() for net in nets])) for i in range(len(nets[0]))]
     acts = [[*models.layer_activations(c), "linear"] for c in model_cfgs]
-    return ArrayNet(kernels, biases, [list(layer) for layer in zip(*acts, strict=True)])
+    cfg = model_cfgs[0]
+    noise = tuple(noise_seed(s) for s in seeds) if cfg.noise_std else ()
+    acts = [list(layer) for layer in zip(*acts, strict=True)]
+    return ArrayNet(kernels, biases, acts, cfg.quantize_levels, cfg.noise_std or 0.0, noise)
 
 
-def activate(names: list[str], h):
+def draw_noise(net: ArrayNet, stream: int, epoch, *path, rows: int):
+    """Standard normal noise (N, hidden units, rows) of one pass, replica r's as the core alone draws it; None
+    for a noiseless net. Feature-major (transposed), as :func:`forward` computes."""
+    import tensorflow as tf
+
+    if not net.noisy:
+        return None
+    units = sum(int(k.shape[-1]) for k in net.kernels[:-1])
+    draws = [
+        tf.random.stateless_normal([rows, units], noise_key(s, stream, epoch, *path), alg="philox")
+        for s in net.noise_seeds
+    ]
+    return tf.transpose(tf.stack(draws), [0, 2, 1])
+
+
+def activate(names: list[str], h, levels: int | None = None):
     """Each replica's slice of h (N, ...) through its activation, one slice per run of equal names.
 
     Sweeps put replicas of one activation next to each other, so there are few
@@ -51,38 +87,48 @@ def activate(names: list[str], h):
     import keras
     import tensorflow as tf
 
+    def act(name, part):  # as Dense then hidden_output alone: the activation, then quantized
+        out = keras.activations.get(name)(part)
+        return out if levels is None else models.quantize(out, name, levels)
+
     runs = [(name, len(list(group))) for name, group in itertools.groupby(names)]
     if len(runs) == 1:
-        return keras.activations.get(names[0])(h)
+        return act(names[0], h)
     parts = tf.split(h, [size for _, size in runs], axis=0)
-    return tf.concat([keras.activations.get(name)(part) for (name, _), part in zip(runs, parts, strict=True)], 0)
+    return tf.concat([act(name, part) for (name, _), part in zip(runs, parts, strict=True)], 0)
 
 
-def forward(net: ArrayNet, x):
+def forward(net: ArrayNet, x, noise=None):
     """Every layer's output (N, rows, width), logits last, of x: (N, rows, features), or (rows, features) for all.
 
-    Computed feature-major, (N, width, rows): each batched matmul then runs along
+    ``noise``: :func:`draw_noise` of this pass (None: noiseless). Computed
+    feature-major, (N, width, rows): each batched matmul then runs along
     the long rows axis, ~1.3x faster on CPU with XLA than (N, rows, width) (measured,
     N = 5 and 30). A shared x (rows, features) enters as one matmul for all replicas.
     """
     import tensorflow as tf
 
-    outs, h = [], tf.transpose(x, [0, 2, 1] if len(x.shape) == 3 else [1, 0])
+    outs, h, cut = [], tf.transpose(x, [0, 2, 1] if len(x.shape) == 3 else [1, 0]), 0
+    last = len(net.kernels) - 1
     for i, (kernel, bias, names) in enumerate(zip(net.kernels, net.biases, net.acts, strict=True)):
         z = (
             tf.einsum("nio,ib->nob", kernel, h)
             if i == 0 and len(h.shape) == 2
             else tf.matmul(kernel, h, transpose_a=True)
         )
-        h = activate(names, z + bias[:, :, None])
+        h = activate(names, z + bias[:, :, None], net.levels if i < last else None)
+        if noise is not None and i < last:
+            width = int(kernel.shape[-1])
+            h = h + net.noise_std * noise[:, cut : cut + width]
+            cut += width
         outs.append(h)
     return [tf.transpose(h, [0, 2, 1]) for h in outs]
 
 
-def xent(net: ArrayNet, x, y):
+def xent(net: ArrayNet, x, y, noise=None):
     """(mean cross-entropy (N,), logits (N, rows, classes)) of each replica on x, labels y (N, rows) or (rows,)."""
     import tensorflow as tf
 
-    logits = forward(net, x)[-1]
+    logits = forward(net, x, noise)[-1]
     y = tf.broadcast_to(y, tf.shape(logits)[:2])
     return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits), axis=1), logits
