@@ -142,6 +142,12 @@ def test_configs_that_cannot_share_a_graph_are_refused():
         _array([_cfg(0, train={"optimizer": "adadelta"})], None, [0])
     with pytest.raises(ValueError, match="noise_std"):  # shared by all replicas
         _array([_cfg(0, model={"noise_std": 0.1}), _cfg(1)], None, [0, 1])
+    from ib_sweeps.train.array import check_array
+
+    noisy = _cfg(0, model={"noise_std": 0.1})
+    with pytest.raises(ValueError, match="noise_std"):  # trials do not use noisy arrays yet
+        check_array([noisy.model], [noisy.train])
+    check_array([noisy.model], [noisy.train], noise=True)
 
 
 @pytest.mark.parametrize(
