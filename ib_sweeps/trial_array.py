@@ -44,6 +44,8 @@ from ib_sweeps.trial import (
     stored_history_epochs,
 )
 
+FLUSH_METRICS = 1000  # values per batch sent to the store (MLflow's log_batch takes at most 1000 metrics)
+
 
 def unsupported(cfg: config.TrialConfig) -> str | None:
     """Why ``cfg`` cannot train as an array replica (one line naming the key), or None if it can."""
@@ -88,6 +90,8 @@ class Replica:
     pending: int | None = None  # the next epoch its schedule asks for
     error: BaseException | None = None
     logged: set = field(default_factory=set)
+    queued: list = field(default_factory=list)  # metric steps not yet sent (:meth:`emit`)
+    n_queued: int = 0
     seconds: dict = field(default_factory=lambda: {"train_s": 0.0, "estimate_s": 0.0})
 
     @property
@@ -95,8 +99,9 @@ class Replica:
         return self.error is None and self.pending is not None
 
     def open(self) -> None:
-        self.run = tracking.trial_run(self.opts, run_tags(self.cfg))
-        self.log = self.run.__enter__()
+        run = tracking.trial_run(self.opts, run_tags(self.cfg))
+        self.log = run.__enter__()
+        self.run = run  # open: from here on it is ended FINISHED, FAILED or KILLED
         self.log.params(config.flatten(self.cfg))
         self.log.text(config_yaml(self.cfg), "config.yaml")
         self.log.metrics([(0, {records.ENTROPY_X: self.trace.h_x, records.ENTROPY_Y: self.trace.h_y})])
@@ -127,7 +132,24 @@ class Replica:
         if not own and epoch not in self.logged and not np.isnan(history).all():
             own = dict(zip(records.HISTORY, history, strict=True))
             self.logged.add(epoch)
-        self.log.metrics([*(s for s in steps if s[0] != epoch), (epoch, {**own, **metrics})])
+        self.emit([*(s for s in steps if s[0] != epoch), (epoch, {**own, **metrics})])
+
+    def emit(self, steps: list) -> None:
+        """Queue ``[(step, {key: value})]`` for the store, sent in batches of about :data:`FLUSH_METRICS` values.
+
+        N replicas each logging every measured epoch as its own asynchronous
+        batch kept MLflow's queue (one SQLite transaction per batch) behind
+        training; batching changes nothing that is stored.
+        """
+        self.queued.extend(steps)
+        self.n_queued += sum(len(values) for _, values in steps)
+        if self.n_queued >= FLUSH_METRICS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.queued:
+            self.log.metrics(self.queued)
+        self.queued, self.n_queued = [], 0
 
     def fail(self, err: BaseException) -> None:
         """End this replica's run with ``err`` (FAILED, or KILLED on an interrupt), keeping its partial trace."""
@@ -137,6 +159,7 @@ class Replica:
         if self.run is None:
             return
         try:
+            self.flush()
             save_artifacts(self.trace, self.log, plots)
         except Exception as save_err:
             err.add_note(f"(saving the partial trace also failed: {save_err!r})")
@@ -154,6 +177,7 @@ class Replica:
         """
         from ib_sweeps import plots
 
+        self.flush()
         save_artifacts(self.trace, self.log, plots)
         self.seconds["backtrack_wait_s"] = 0.0  # arrays run no backtracking schedules (the key is logged as alone)
         self.seconds["total_s"] = total_s
@@ -263,13 +287,13 @@ def _train(core, reps: list[Replica], build_s: float, diverged) -> None:
                 result = results[r.index]
                 if isinstance(result, diverged):
                     grad = None if grads is None else grads[: len(result.rows), r.index]
-                    r.log.metrics(r.passed(result.first_epoch, result.rows, grad))
+                    r.emit(r.passed(result.first_epoch, result.rows, grad))
                     r.fail(result)
                     continue
                 rows, activities = result
                 steps = r.passed(first, rows, None if grads is None else grads[:, r.index])
                 if r.pending != target:
-                    r.log.metrics(steps)
+                    r.emit(steps)
                     continue
                 jobs.append((r, activities, steps))
                 if ahead:  # a fixed plan names its next epoch without the measurement
