@@ -14,13 +14,19 @@ Prints net-epochs per wall second and per CPU second of this process (on a
 shared machine the CPU figure is the steadier one), their ratios, and the load
 average before and after. Best of ``--repeats``. Compilation is not timed.
 
+Then (unless ``--no-sweep``) the reduced ``activations`` sweep, 2 seeds x 1000
+epochs x 6 activations, with ``resources.array_size`` 1 vs auto, each as a user
+runs it, wall time and verdict tables side by side (``benchmarks/array_sweep.py``).
+
 Usage: python benchmarks/bench_arrays.py [--epochs 300] [--sizes 1 5 30] [--repeats 2] [--gradient-stats]
+       [--no-sweep]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 
 import numpy as np
@@ -59,6 +65,12 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[1, 5, 30], help="replicas N")
     ap.add_argument("--repeats", type=int, default=2, help="alternating measurements per N (best kept)")
     ap.add_argument("--gradient-stats", action="store_true", help="train with gradient statistics (sweeps' default)")
+    ap.add_argument(
+        "--sweep",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run the reduced activations sweep with array_size 1 vs auto (benchmarks/array_sweep.py, ~5 min)",
+    )
     args = ap.parse_args()
     runtime.configure_tensorflow(1)
     import tensorflow as tf
@@ -92,6 +104,10 @@ def main() -> None:
         f"net-epochs/s (best of {args.repeats}); load average (1/5/15 min) before {before}, after {after}; "
         f"{os.cpu_count()} CPUs"
     )
+    if args.sweep:  # in fresh processes, as a user runs it (this process's TensorFlow is left alone)
+        import array_sweep
+
+        sys.exit(0 if array_sweep.main()["same_verdicts"] else 1)
 
 
 if __name__ == "__main__":
