@@ -14,8 +14,10 @@ Fixed schedules give every replica the same epochs; adaptive ``delta``
 schedules without backtracking follow each replica's own measurements (a
 replica measures exactly the epochs it would alone). Schedules that backtrack
 need weight snapshots the array core does not keep, so such trials run alone
-(:func:`unsupported`), as do pooled estimates, noisy, quantized and CNN trials
-until the array core covers them.
+(:func:`unsupported`), as do pooled estimates, CNNs and noisy networks measured by
+``noisy_sp`` (it needs n_cond noisy passes of each input, which the array core
+does not draw); noisy networks measured by other estimators, and quantized
+networks, train in arrays with the noise streams they draw alone.
 
 Timing metrics: ``time/train_s`` of a replica is the array's training time
 divided by N (its share), ``time/estimate_s`` its own estimation time.
@@ -55,8 +57,10 @@ def unsupported(cfg: config.TrialConfig) -> str | None:
         return "pooled: pooled estimates need every window epoch's activity; such trials run alone"
     if cfg.schedule.snapshot_limit_mb() is not None and cfg.schedule.plan(cfg.train.epochs).needs_snapshots:
         return f"schedule.kind: {cfg.schedule.kind} backtracks over weight snapshots; such trials run alone"
+    if cfg.model.noise_std and any(e.uses_noisy_samples for e in cfg.estimators):
+        return "estimators: noisy_sp needs n_cond noisy passes of each input, which arrays do not draw; runs alone"
     try:
-        check_array([cfg.model], [cfg.train])
+        check_array([cfg.model], [cfg.train], noise=True)
     except ValueError as err:
         return str(err)
     return None

@@ -233,3 +233,47 @@ def test_a_diverging_replica_in_a_sweep_is_retried_alone(tmp_path):
         *(("FINISHED", lr) for lr in ("0.001", "0.002", "0.003")),
     ]
     assert parent.data.metrics["trials/failed"] == 2 and parent.data.metrics["trials/finished"] == 3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "model",
+    [{"quantize_levels": 8}, {"noise_std": 0.05}],
+    ids=["quantized", "noisy"],
+)
+def test_quantized_and_noisy_replicas_measure_what_they_measure_alone(tracking_uri, tf_ready, model):
+    """Same noise streams and quantisation as alone: the untrained network's plane is the same, losses agree."""
+    from ib_sweeps.trial import run_trial
+    from ib_sweeps.trial_array import run_array, unsupported
+
+    ests = [{"method": "plugin"}] if "quantize_levels" in model else [{"method": "binning", "bin_size": 0.07}]
+    cfgs = [
+        config.validate(
+            {
+                "seed": s,
+                "model": {**model, "activation": "tanh"},
+                "train": {"epochs": 12},
+                "schedule": {"kind": "every"},
+                "estimators": ests,
+            }
+        )
+        for s in (0, 1)
+    ]
+    assert unsupported(cfgs[0]) is None
+    in_array = run_array(cfgs, _opts(tracking_uri, ["a0", "a1"]))
+    alone = [run_trial(c, o) for c, o in zip(cfgs, _opts(tracking_uri, ["s0", "s1"]), strict=True)]
+    for a, b in zip(in_array, alone, strict=True):
+        assert a.trace.epochs == b.trace.epochs
+        np.testing.assert_allclose(a.trace.history, b.trace.history, rtol=1e-4)
+        np.testing.assert_allclose(a.trace.ixt[0], b.trace.ixt[0], atol=1e-9)  # epoch 0: the same draw
+        np.testing.assert_allclose(np.array(a.trace.ixt), np.array(b.trace.ixt), atol=0.05)
+
+
+def test_noisy_sp_trials_stay_alone():
+    from ib_sweeps.trial_array import unsupported
+
+    noisy = {"model": {"noise_std": 0.1}, "schedule": {"kind": "log", "n": 20}}
+    cfg = config.validate({**noisy, "estimators": [{"method": "noisy_sp", "n_mc": 4, "n_cond": 4}]})
+    assert "noisy_sp" in unsupported(cfg)
+    assert unsupported(config.validate({**noisy, "estimators": [{"method": "binning"}]})) is None
+    assert "delta_exact" in unsupported(config.validate({}))  # the default schedule backtracks

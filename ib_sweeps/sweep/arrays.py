@@ -77,7 +77,7 @@ def layout(sweep: Sweep, trials: list[Trial], slots: int) -> Layout:
             reasons.add(why.split(";")[0])
     if requested == AUTO:
         size = _auto_size(list(groups.values()), slots, spec.resources.gpus)
-        how = f"auto: {size} for {slots} trial slot{'s' * (slots != 1)}"
+        how = f"auto: {size} for {slots} trial slot{'s' * (slots != 1)}" if groups else "one network per trial"
     else:
         size, how = int(requested), f"array_size: {requested}"
     arrays = [g[i : i + size] for g in groups.values() for i in range(0, len(g), size)]
