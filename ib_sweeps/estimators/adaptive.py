@@ -71,14 +71,7 @@ class AdaptiveBinning(Estimator):
 
     def _planes(self, activities, labels) -> np.ndarray:
         """(n_layers, 2) (I(X;T), I(Y;T)) in bits; see the module docstring. Labels are hashed once."""
-        y = discrete.dense_ids(labels)
-        h_y = discrete.entropy(y)
-        out = np.empty((len(activities), 2))
-        for row, t in zip(out, self._layer_ids(activities), strict=True):
-            table = discrete.joint_counts(t, y)
-            h_t = discrete.entropy_of_counts(table.sum(axis=1))
-            row[:] = h_t, max(0.0, h_t + h_y - discrete.entropy_of_counts(table))
-        return out
+        return discrete.planes(self._layer_ids(activities), labels)
 
     def _group_information(self, activity, groups) -> float:
         """Plug-in I(G; bin(T)) in bits, as ``_planes``' I(Y;T), in O(n) memory for any number of groups."""

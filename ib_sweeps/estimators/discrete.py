@@ -90,3 +90,18 @@ def mutual_information(a: np.ndarray, b: np.ndarray) -> float:
     """
     pairs = dense_ids(a * (int(b.max()) + 1) + b)
     return float(max(0.0, entropy(a) + entropy(b) - entropy(pairs)))
+
+
+def planes(layer_ids, labels) -> np.ndarray:
+    """(n_layers, 2) plug-in (I(X;T), I(Y;T)) in bits from each layer's state ids and the labels (hashed once).
+
+    X uniform over the inputs and T a function of X: I(X;T) = H(T), I(Y;T) = H(T) + H(Y) - H(T, Y).
+    """
+    y = dense_ids(labels)
+    h_y = entropy(y)
+    out = np.empty((len(layer_ids), 2))
+    for row, t in zip(out, layer_ids, strict=True):
+        table = joint_counts(t, y)
+        h_t = entropy_of_counts(table.sum(axis=1))
+        row[:] = h_t, max(0.0, h_t + h_y - entropy_of_counts(table))
+    return out
