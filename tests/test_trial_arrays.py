@@ -157,7 +157,11 @@ def test_trials_the_array_core_cannot_train_stay_alone():
 def test_auto_fills_the_slots_evenly():
     sw = sweeps.load("activations", overrides=["seeds=20"])  # 120 trials
     assert [len(a) for a in arrays.layout(sw, sw.trials(), slots=2).arrays] == [60, 60]
-    assert max(len(a) for a in arrays.layout(sw, sw.trials(), slots=1).arrays) == arrays.MAX_AUTO_CPU
+    # One slot: capped at 64 per array, and cut evenly (2 x 60 rather than 64 + 56).
+    assert [len(a) for a in arrays.layout(sw, sw.trials(), slots=1).arrays] == [60, 60]
+    # Uneven groups: 5 groups of 20 on 2 slots train as 10 arrays of 10 (5 rounds of 10, not 3 rounds of 20).
+    ts = sweeps.load("training_size")
+    assert [len(a) for a in arrays.layout(ts, ts.trials(), slots=2).arrays] == [10] * 10
     sixteen = arrays.layout(sw, sw.trials(), slots=16).arrays  # 120 / 16 = 7.5: arrays of 8 fill 15 slots
     assert [len(a) for a in sixteen] == [8] * 15
 

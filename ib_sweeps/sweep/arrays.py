@@ -13,6 +13,9 @@ machine offers (CPUs, or GPUs when the sweep asks for them), so every slot
 gets one array, capped at :data:`MAX_AUTO_CPU` replicas per array on CPUs
 (more gave no further gain per CPU here) and :data:`MAX_AUTO_GPU` on a GPU,
 and by memory: all arrays running at once must fit in half the physical memory.
+Where groups do not divide evenly (5 groups of 20 on 2 slots), a size down to
+half that is taken if it finishes in fewer array-rounds x size (arrays of 10:
+5 rounds of 10, instead of 3 rounds of 20).
 """
 
 from __future__ import annotations
@@ -96,4 +99,10 @@ def _auto_size(groups: list[list[Trial]], slots: int, gpus: float) -> int:
     if memory:
         per_trial = max(sum(config.footprint(t.config).values()) for g in groups for t in g)
         size = min(size, max(1, int(memory // 2 // (per_trial * slots))))
-    return max(1, size)
+    size = max(1, size)
+
+    def makespan(s: int) -> tuple[int, int]:  # rounds of arrays over the slots x array size; then larger arrays
+        arrays = sum(math.ceil(len(g) / s) for g in groups)
+        return math.ceil(arrays / slots) * s, -s
+
+    return min(range(max(1, size // 2), size + 1), key=makespan)
