@@ -169,6 +169,7 @@ def test_auto_fills_the_slots_evenly():
 @pytest.mark.slow
 def test_a_sweep_killed_mid_array_resumes_only_the_unstored_replicas(tmp_path):
     """SIGKILL the driver while an array of 8 stores its replicas; the same command runs only those not stored."""
+    import re
     import subprocess
     import sys
     import time
@@ -204,9 +205,12 @@ def test_a_sweep_killed_mid_array_resumes_only_the_unstored_replicas(tmp_path):
     assert 0 < len(stored) < 8, (tmp_path / "run.log").read_text()[-2000:]
     final = cli(path, "--tracking-uri", uri, "--set", "resources.array_size=8", cwd=tmp_path)
     assert final.returncode == 0, final.stderr[-3000:]
-    assert f"{len(stored)} trials already finished" in final.stderr
-    left = 8 - len(stored)
-    assert f"{left} trials to run as 1 trial arrays" in final.stderr or (left == 1 and "to run as" not in final.stderr)
+    # The killed driver's Ray worker may store a replica or two more before it notices: count what resume found.
+    found = int(re.search(r"(\d+) trials already finished", final.stderr).group(1))
+    assert len(stored) <= found <= 8, final.stderr[-2000:]
+    left = 8 - found
+    if left > 1:  # the rest regrouped into one array (one trial alone runs as a trial)
+        assert f"{left} trials to run as 1 trial arrays" in final.stderr
     _, parents, children = runs(uri, "tiny")
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     finished = [(c.data.tags["ib_sweeps.config_hash"], c.data.tags["ib_sweeps.seed"]) for c in children
