@@ -66,6 +66,26 @@ def epoch_metrics(keys, layers, ixt, iyt) -> dict[str, float]:
     return plane_metrics(keys, layers, ixt, iyt)
 
 
+def measured_steps(trace: Trace, epoch: int, ixt, iyt, reason: str, steps, logged: set) -> list:
+    """Add one measured epoch to ``trace``; the metric steps that log it (a trial alone and an array replica).
+
+    ``steps``: history steps (epoch, {key: value}) before it, logged first; then the
+    epoch's plane (bits), ``schedule/backtracked``, its gradient statistics and,
+    unless ``logged`` says the store has them, its loss and accuracy.
+    """
+    trace.add(epoch, ixt, iyt, reason)
+    metrics = epoch_metrics(trace.estimators, trace.layers, ixt, iyt)
+    metrics[records.BACKTRACKED] = float(reason == "backtracked")
+    if trace.grad is not None and epoch > 0:  # epoch 0 trained on no batch
+        metrics.update(gradients.metrics(trace.layers, trace.grad[epoch]))
+    own = next((values for e, values in steps if e == epoch), {})
+    row = trace.history[epoch]
+    if not own and epoch not in logged and not np.isnan(row).all():  # a measured epoch has its loss
+        own = dict(zip(records.HISTORY, row, strict=True))
+        logged.add(epoch)
+    return [*(s for s in steps if s[0] != epoch), (epoch, {**own, **metrics})]
+
+
 HISTORY_DENSE_UNTIL, HISTORY_LOG_POINTS = 100, 400
 
 
@@ -209,16 +229,7 @@ def _train_and_measure(cfg, log, progress: bool):
 
     def record(epoch, ixt, iyt, reason, steps=()):
         """Log one measured epoch: its plane, gradient statistics and loss/accuracy, with ``steps`` before it."""
-        trace.add(epoch, ixt, iyt, reason)
-        metrics = epoch_metrics(keys, core.layer_names, ixt, iyt)
-        metrics[records.BACKTRACKED] = float(reason == "backtracked")
-        if trace.grad is not None and epoch > 0:  # epoch 0 trained on no batch
-            metrics.update(gradients.metrics(core.layer_names, trace.grad[epoch]))
-        own = next((values for e, values in steps if e == epoch), {})
-        if not own and epoch not in logged and not np.isnan(history[epoch]).all():  # a measured epoch has its loss
-            own = dict(zip(train.HISTORY_KEYS, history[epoch], strict=True))
-            logged.add(epoch)
-        log.metrics([*(s for s in steps if s[0] != epoch), (epoch, {**own, **metrics})])
+        log.metrics(measured_steps(trace, epoch, ixt, iyt, reason, steps, logged))
 
     def samples_of(epoch, flat=None):
         """A noisy network's noisy_sp samples at ``epoch`` (live weights, or ``flat``); None if deterministic."""

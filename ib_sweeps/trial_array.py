@@ -37,10 +37,10 @@ from ib_sweeps.trace import Trace
 from ib_sweeps.trial import (
     TrialResult,
     config_yaml,
-    epoch_metrics,
     history_steps,
     input_entropies,
     measure,
+    measured_steps,
     run_tags,
     save_artifacts,
     stored_history_epochs,
@@ -126,17 +126,7 @@ class Replica:
 
     def record(self, epoch: int, ixt, iyt, steps) -> None:
         """Log one measured epoch with the history ``steps`` before it (as :func:`ib_sweeps.trial.run_trial`)."""
-        self.trace.add(epoch, ixt, iyt, "scheduled")
-        metrics = epoch_metrics(self.trace.estimators, self.trace.layers, ixt, iyt)
-        metrics[records.BACKTRACKED] = 0.0
-        if self.trace.grad is not None and epoch > 0:
-            metrics.update(gradients.metrics(self.trace.layers, self.trace.grad[epoch]))
-        own = next((values for e, values in steps if e == epoch), {})
-        history = self.trace.history[epoch]
-        if not own and epoch not in self.logged and not np.isnan(history).all():
-            own = dict(zip(records.HISTORY, history, strict=True))
-            self.logged.add(epoch)
-        self.emit([*(s for s in steps if s[0] != epoch), (epoch, {**own, **metrics})])
+        self.emit(measured_steps(self.trace, epoch, ixt, iyt, "scheduled", steps, self.logged))
 
     def emit(self, steps: list) -> None:
         """Queue ``[(step, {key: value})]`` for the store, sent in batches of about :data:`FLUSH_METRICS` values.
@@ -213,7 +203,7 @@ def run_array(cfgs: list[config.TrialConfig], opts: list[tracking.RunOptions]) -
     Errors of single replicas are returned, not raised; an interrupt ends every
     open run KILLED and is raised.
     """
-    from ib_sweeps import runtime, train
+    from ib_sweeps import runtime
     from ib_sweeps.train.array import build_array_core
 
     for cfg in cfgs:
@@ -237,7 +227,7 @@ def run_array(cfgs: list[config.TrialConfig], opts: list[tracking.RunOptions]) -
                 r.open()
             except Exception as err:
                 r.fail(err)
-        _train(core, reps, build_s, train.TrainingDiverged)
+        _train(core, reps, build_s)
     except BaseException as err:
         for r in reps:
             if r.run is not None:
@@ -257,7 +247,7 @@ def run_array(cfgs: list[config.TrialConfig], opts: list[tracking.RunOptions]) -
     return out
 
 
-def _train(core, reps: list[Replica], build_s: float, diverged) -> None:
+def _train(core, reps: list[Replica], build_s: float) -> None:
     """Advance the array to each next scheduled epoch and measure the replicas that asked for it.
 
     With fixed schedules (every replica's epochs known ahead) the replicas'
@@ -270,6 +260,7 @@ def _train(core, reps: list[Replica], build_s: float, diverged) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     from ib_sweeps.schedules.base import FixedPlan
+    from ib_sweeps.train import TrainingDiverged
 
     ahead = all(isinstance(r.plan, FixedPlan) for r in reps)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="estimate") if ahead else None
@@ -289,7 +280,7 @@ def _train(core, reps: list[Replica], build_s: float, diverged) -> None:
             for r in [r for r in active if r.error is None]:
                 r.seconds["train_s"] += share
                 result = results[r.index]
-                if isinstance(result, diverged):
+                if isinstance(result, TrainingDiverged):
                     grad = None if grads is None else grads[: len(result.rows), r.index]
                     r.emit(r.passed(result.first_epoch, result.rows, grad))
                     r.fail(result)

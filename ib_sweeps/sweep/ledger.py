@@ -73,14 +73,18 @@ def trial_key(run) -> tuple[str, int] | None:
     return None
 
 
+def _finished(runs) -> set:
+    """(config hash, seed) of the runs that FINISHED."""
+    return {trial_key(r) for r in runs if r.info.status == "FINISHED"} - {None}
+
+
 def finished_keys(uri: str, parent_run_id: str, experiment: str) -> frozenset:
     """(config hash, seed) of the children of ``parent_run_id`` that FINISHED (read now, from the store)."""
     client = tracking.open_client(uri)
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         return frozenset()
-    kids = children(client, exp.experiment_id, parent_run_id)
-    return frozenset(trial_key(r) for r in kids if r.info.status == "FINISHED") - {None}
+    return frozenset(_finished(children(client, exp.experiment_id, parent_run_id)))
 
 
 def look_up(sweep: Sweep, uri: str, *, fresh: bool = False) -> Ledger:
@@ -101,7 +105,7 @@ def look_up(sweep: Sweep, uri: str, *, fresh: bool = False) -> Ledger:
     if latest and not fresh:
         parent = latest[0]
         kids = children(client, exp_id, parent.info.run_id)
-        led.finished = {trial_key(r) for r in kids if r.info.status == "FINISHED"} - {None}
+        led.finished = _finished(kids)
         led.complete = parent.info.status == "FINISHED"
         led.parent_run_id = parent.info.run_id if led.complete else None
     return led

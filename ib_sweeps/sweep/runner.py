@@ -130,7 +130,7 @@ def array_trainable(params: dict, ctx: _Context) -> None:
     from ib_sweeps.trial_array import run_array
 
     trials = [ctx.sweep.trial_for(axes) for axes in ctx.arrays[params["array"]]]
-    done = ledger_mod.finished_keys(ctx.uri, ctx.parent_run_id, ctx.sweep.spec.name) | ctx.finished
+    done = ledger_mod.finished_keys(ctx.uri, ctx.parent_run_id, ctx.sweep.spec.name)  # read now: retries see more
     todo = [t for t in trials if t.key not in done]
     counts = {"trials": len(trials)}  # those stored by an earlier attempt count as done, not skipped
     try:
