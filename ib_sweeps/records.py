@@ -181,7 +181,8 @@ CONFIG_HASH = "ib_sweeps.config_hash"  # a trial's config hash without the seed
 SEED = "ib_sweeps.seed"
 ROLE = "ib_sweeps.role"  # "sweep" (parent run) or "trial" (child run)
 SWEEP = "ib_sweeps.sweep"  # the sweep's name
-INVOCATION = "ib_sweeps.invocation"  # hash of the resolved sweep
+INVOCATION = "ib_sweeps.invocation"  # hash of what the resolved sweep runs (claims and description left out)
+RESTATED = "ib_sweeps.restated"  # on a parent run: when its claims, description and profiles were last rewritten
 AXES = "ib_sweeps.axes"  # a trial's axis values (JSON)
 HOST, PID = "ib_sweeps.host", "ib_sweeps.pid"  # the driver holding a parent run
 ERROR = "ib_sweeps.error"  # why a run did not finish
@@ -200,7 +201,7 @@ EXPERIMENT_KIND = "mlflow.experimentKind"
 
 # Every fixed tag name (``ib_sweeps.*`` first, then MLflow's).
 TAGS: tuple[str, ...] = (VERSION, CONFIG_HASH, SEED, ROLE, SWEEP, INVOCATION, AXES, HOST, PID, ERROR, SWEEP_PARENT_RUN)
-TAGS += (MLFLOW_PROJECT_RUN, GPU_IDS, GPU_DEVICES, GPU_MEMORY, PARENT_RUN_ID, NOTE, EXPERIMENT_KIND)
+TAGS += (RESTATED, MLFLOW_PROJECT_RUN, GPU_IDS, GPU_DEVICES, GPU_MEMORY, PARENT_RUN_ID, NOTE, EXPERIMENT_KIND)
 
 
 def claim_tag(number: int) -> str:

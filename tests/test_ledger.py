@@ -79,3 +79,58 @@ def test_fresh_after_a_dead_driver_ends_its_parent_and_children(tracking_uri, tm
     assert fresh.stale == 2  # the child and the parent
     assert client.get_run(old).info.status == "KILLED" and client.get_run(orphan).info.status == "KILLED"
     assert client.get_run(fresh.parent_run_id).info.status == "RUNNING"
+
+
+CLAIM = "claims:\n  - {kind: compresses, where: {model.activation: tanh}}\n"
+
+
+def _stored(client, run_id, name):
+    return ledger._stored_text(client, run_id, name)
+
+
+def test_new_claims_and_description_keep_the_invocation_and_are_stored_on_its_parent(tracking_uri, tmp_path):
+    sw = _sweep(tmp_path)
+    led = ledger.look_up(sw, tracking_uri)
+    ledger.open_parent(sw, led)
+    client = MlflowClient(tracking_uri)
+    for trial in sw.trials():
+        _child(client, led, trial, "FINISHED")
+    ledger.finish(led, "FINISHED")
+    parent = led.parent_run_id
+
+    path = tmp_path / "led.yaml"
+    path.write_text(SWEEP.replace("a ledger test", "a ledger test, described again") + CLAIM)
+    edited = sweep_pkg.load(str(path))
+    assert edited.invocation == sw.invocation and edited.spec.claims  # claims and description run nothing
+    again = ledger.look_up(edited, tracking_uri)
+    assert again.complete and again.parent_run_id == parent and again.finished == {t.key for t in sw.trials()}
+    assert ledger.restate(edited, again)
+    assert "compresses" in _stored(client, parent, "resolved_sweep.yaml")
+    assert "described again" in _stored(client, parent, "sweep.yaml")
+    tags = client.get_run(parent).data.tags
+    assert tags[ledger.records.NOTE] == "a ledger test, described again" and ledger.RESTATED in tags
+    assert not ledger.restate(edited, ledger.look_up(edited, tracking_uri))  # nothing new to store
+
+    path.write_text(SWEEP.replace("[tanh, relu]", "[tanh]") + CLAIM)  # a different grid is a new invocation
+    assert sweep_pkg.load(str(path)).invocation != sw.invocation
+    assert not ledger.look_up(sweep_pkg.load(str(path)), tracking_uri).complete
+
+
+def test_a_parent_stored_under_the_earlier_hash_is_resumed_and_takes_the_new_one(tracking_uri, tmp_path):
+    path = tmp_path / "led.yaml"
+    path.write_text(SWEEP + CLAIM)
+    sw = sweep_pkg.load(str(path))
+    (earlier,) = sw.earlier_invocations
+    assert earlier != sw.invocation  # claims were part of the hash before
+    led = ledger.look_up(sw, tracking_uri)
+    ledger.open_parent(sw, led)
+    client = MlflowClient(tracking_uri)
+    client.set_tag(led.parent_run_id, ledger.INVOCATION, earlier)  # as 0.1.0 wrote it
+    first = _child(client, led, sw.trials()[0], "FINISHED")
+
+    again = ledger.look_up(sw, tracking_uri)
+    assert again.previous.info.run_id == led.parent_run_id and again.finished == {sw.trials()[0].key}
+    ledger.open_parent(sw, again)
+    assert again.resumed and again.parent_run_id == led.parent_run_id and not again.restated  # same text
+    assert client.get_run(led.parent_run_id).data.tags[ledger.INVOCATION] == sw.invocation
+    assert client.get_run(first).info.status == "FINISHED"

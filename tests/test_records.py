@@ -115,6 +115,7 @@ def test_tag_names_are_pinned():
         "ROLE": "ib_sweeps.role",
         "SWEEP": "ib_sweeps.sweep",
         "INVOCATION": "ib_sweeps.invocation",
+        "RESTATED": "ib_sweeps.restated",
         "AXES": "ib_sweeps.axes",
         "HOST": "ib_sweeps.host",
         "PID": "ib_sweeps.pid",
@@ -134,7 +135,7 @@ def test_tag_names_are_pinned():
         records.lock_field(records.lock_tag("heartbeat")) == "heartbeat" and records.lock_field("ib_sweeps.pid") is None
     )
     own = [t for t in records.TAGS if records.is_own_tag(t)]
-    assert len(own) == 15 and not records.is_own_tag(records.PARENT_RUN_ID)
+    assert len(own) == 16 and not records.is_own_tag(records.PARENT_RUN_ID)
 
 
 # --- trace.npz -----------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 
 from ib_sweeps import __version__, records, tracking
-from ib_sweeps.records import AXES, ERROR, HOST, INVOCATION, PID, ROLE, SEED, SWEEP
+from ib_sweeps.records import AXES, ERROR, HOST, INVOCATION, PID, RESTATED, ROLE, SEED, SWEEP
 from ib_sweeps.records import CONFIG_HASH as HASH
 from ib_sweeps.sweep.load import Sweep
 from ib_sweeps.sweep.lock import SweepBusy  # noqa: F401 (re-exported: the CLI catches ledger.SweepBusy)
@@ -47,6 +47,7 @@ class Ledger:
     complete: bool = False  # the invocation had already FINISHED: nothing to run
     finished: set = field(default_factory=set)  # {(config_hash, seed)} of FINISHED children
     stale: int = 0  # runs marked KILLED because their driver was gone
+    restated: bool = False  # the reopened parent took the sweep file's current claims, description, profiles
     previous: object = None  # the latest parent run of this invocation, if any (mlflow.entities.Run)
 
 
@@ -95,12 +96,15 @@ def look_up(sweep: Sweep, uri: str, *, fresh: bool = False) -> Ledger:
     """
     client = tracking.open_client(uri)
     exp_id = tracking.ensure_experiment(client, sweep.spec.name, uri)
-    latest = client.search_runs(
-        [exp_id],
-        filter_string=f"tags.`{ROLE}` = '{records.ROLE_SWEEP}' and tags.`{INVOCATION}` = '{sweep.invocation}'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-    )
+    latest = []
+    for invocation in dict.fromkeys((sweep.invocation, *sweep.earlier_invocations)):
+        latest += client.search_runs(
+            [exp_id],
+            filter_string=f"tags.`{ROLE}` = '{records.ROLE_SWEEP}' and tags.`{INVOCATION}` = '{invocation}'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+    latest.sort(key=lambda run: run.info.start_time or 0, reverse=True)
     led = Ledger(client, uri, exp_id, None, previous=latest[0] if latest else None)
     if latest and not fresh:
         parent = latest[0]
@@ -122,6 +126,7 @@ def open_parent(sweep: Sweep, led: Ledger, *, fresh: bool = False) -> Ledger:
     if previous is not None and previous.info.status == "RUNNING":
         led.stale = _kill_stale(client, led.experiment_id, previous.info.run_id, end_parent=fresh)
     if previous is not None and not fresh and previous.info.status != "FINISHED":
+        led.restated = restate(sweep, led)
         client.update_run(previous.info.run_id, status="RUNNING")
         for key, value in here.items():
             client.set_tag(previous.info.run_id, key, value)
@@ -138,6 +143,42 @@ def open_parent(sweep: Sweep, led: Ledger, *, fresh: bool = False) -> Ledger:
     client.log_text(rid, _yaml(sweep.spec.model_dump(mode="json")), "resolved_sweep.yaml")
     led.parent_run_id, led.resumed, led.finished = rid, False, set()
     return led
+
+
+def restate(sweep: Sweep, led: Ledger) -> bool:
+    """Store the sweep's current claims, description and profiles on the invocation's latest parent run.
+
+    They are not part of the invocation (:attr:`Sweep.invocation`): a claim added
+    to a sweep that already ran is judged on its stored trials, which are not run
+    again. Rewrites ``sweep.yaml`` and ``resolved_sweep.yaml``, the note and the
+    invocation tag (a parent found under an earlier hash gets the current one);
+    True when anything changed.
+    """
+    parent = led.previous
+    if parent is None:
+        return False
+    rid, client, resolved = parent.info.run_id, led.client, _yaml(sweep.spec.model_dump(mode="json"))
+    if parent.data.tags.get(INVOCATION) != sweep.invocation:
+        client.set_tag(rid, INVOCATION, sweep.invocation)
+    if _stored_text(client, rid, "resolved_sweep.yaml") == resolved:
+        return False
+    client.log_text(rid, sweep.source, "sweep.yaml")
+    client.log_text(rid, resolved, "resolved_sweep.yaml")
+    client.set_tag(rid, records.NOTE, sweep.spec.description)
+    client.set_tag(rid, RESTATED, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    return True
+
+
+def _stored_text(client, run_id: str, name: str) -> str | None:
+    import tempfile
+
+    from mlflow.exceptions import MlflowException
+
+    try:
+        with tempfile.TemporaryDirectory() as tmp, open(client.download_artifacts(run_id, name, dst_path=tmp)) as fh:
+            return fh.read()
+    except (OSError, MlflowException):
+        return None
 
 
 def _kill_stale(client, experiment_id: str, parent_run_id: str, *, end_parent: bool) -> int:

@@ -73,6 +73,10 @@ class Trial:
         return config.config_hash(self.config), self.config.seed
 
 
+# Parts of a sweep file that only the analysis and the reader use: not part of the invocation hash.
+ANALYSIS_ONLY = {"claims", "description", "profiles"}
+
+
 @dataclass(frozen=True)
 class Sweep:
     """A sweep file with its profile and overrides applied; everything needed to run it."""
@@ -86,10 +90,25 @@ class Sweep:
 
     @property
     def invocation(self) -> str:
-        """Hash of the resolved sweep: the same command gives the same value, so it can resume."""
+        """Hash of what the resolved sweep runs: the same command gives the same value, so it can resume.
+
+        Its claims, description and profiles (the chosen profile is already
+        applied) are left out: editing them runs nothing again; the sweep
+        command then stores the new text on the invocation's parent run
+        (:func:`ib_sweeps.sweep.ledger.restate`) and the analysis judges it.
+        """
+        return self._hash(ANALYSIS_ONLY)
+
+    @property
+    def earlier_invocations(self) -> tuple[str, ...]:
+        """The hash this invocation had before claims, description and profiles stopped counting (0.1.0 and
+        earlier, until 2026-11-29); a resume finds parent runs stored under it."""
+        return (self._hash(set()),)
+
+    def _hash(self, left_out: set[str]) -> str:
         unset = {"max_trials"} if self.spec.max_trials is None else set()  # hashes of older sweeps stay as they were
         # How trials are packed into arrays changes no result: a sweep resumes whatever array_size it runs with.
-        exclude = {**dict.fromkeys(unset, True), "resources": {"array_size"}}
+        exclude = {**dict.fromkeys(unset | left_out, True), "resources": {"array_size"}}
         text = json.dumps(self.spec.model_dump(mode="json", exclude=exclude), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -155,7 +174,7 @@ def load(name_or_path: str, profile: str | None = None, overrides: list[str] | t
 
 
 def _check_claims(sweep: Sweep, what: str) -> None:
-    """Claims may only name this sweep's axes, axis values and measured estimators."""
+    """Claims may only name this sweep's axes, axis values (in ``where`` and a kind's own fields) and estimators."""
     spec = sweep.spec
     if not spec.claims:
         return
@@ -167,6 +186,8 @@ def _check_claims(sweep: Sweep, what: str) -> None:
         configs = [sweep.trial_for({}).config]
     keys = {e.key for cfg in configs for e in cfg.estimators}
     problems = claims.problems(spec.claims, axes, keys)
+    for i, claim in enumerate(spec.claims):  # axis values a kind names beyond ``where`` (stable_across's values)
+        problems += [(f"claims[{i}].{key}", message) for key, message in claim.value_problems(axes)]
     if problems:
         raise config.ConfigError(problems, what)
 

@@ -226,6 +226,8 @@ def run_sweep(
             stream.write(
                 f"{sweep.spec.name}: already complete (parent run {led.parent_run_id}); --fresh runs it again\n"
             )
+            if ledger_mod.restate(sweep, led):
+                stream.write(f"{sweep.spec.name}: {RESTATED}\n")
             _link_project_run(led, project_run)
             return Outcome(led.parent_run_id, led.experiment_id, total, len(led.finished), 0, total, False, uri)
         previous = signal.getsignal(signal.SIGTERM)
@@ -251,6 +253,8 @@ def _run_parent(sweep, led, uri, project_run, max_concurrent, fresh, progress, s
             f"{sweep.spec.name}: resuming parent run {led.parent_run_id}: {len(led.finished)} trials already "
             f"finished, {led.stale} left RUNNING marked KILLED\n"
         )
+        if led.restated:
+            stream.write(f"{sweep.spec.name}: {RESTATED}\n")
     elif led.stale:
         stream.write(f"{sweep.spec.name}: {led.stale} runs of a dead driver's earlier invocation marked KILLED\n")
     storage = tempfile.mkdtemp(prefix="ib-sweeps-ray-")
@@ -286,6 +290,10 @@ def _failed_skipped(results, total: int) -> tuple[int, int]:
     return failed, total - ran
 
 
+RESTATED = (
+    "stored the sweep file's current claims, description and profiles on that parent run (its trials are not run "
+    "again); `ib-sweeps report` judges them"
+)
 WORKER_DIED = (
     "the trial's worker process died while it ran (killed, or out of memory); the same sweep command reruns it"
 )
