@@ -3,9 +3,9 @@
 Data contract: ``table`` is a compression table, one row per trial x layer x
 estimator, as :func:`ib_sweeps.analysis.stats.compression_table` makes it:
 columns ``run_id``, ``estimator``, ``layer``, ``is_output``, ``is_last_hidden``,
-the sweep's axes, ``condition`` and the per-trial statistics (bits unless
-stated). Seeds are the unit of replication: one row per seed, condition and
-layer, and intervals are over trials. Nothing here reads MLflow.
+the sweep's axes, ``condition`` and the per-trial statistics (in bits, epochs or
+fractions: :data:`UNITS`). Seeds are the unit of replication: one row per seed,
+condition and layer, and intervals are over trials. Nothing here reads MLflow.
 
 A kind is a subclass of :class:`BaseClaim` with ``kind: Literal["<name>"]``, its
 fields and three methods: :meth:`~BaseClaim.statement` (its title),
@@ -36,8 +36,15 @@ SUPPORTED, REFUTED, INCONCLUSIVE = "supported", "refuted", "inconclusive"
 LayerRef = Annotated[str, StringConstraints(strict=True, pattern=r"^(last_hidden|output|hidden|layer_[1-9][0-9]*)$")]
 Fraction = Annotated[Float, Field(gt=0, le=1)]
 Level = Annotated[Float, Field(gt=0, lt=1)]
-# Per-trial statistics a claim may compare (columns of the compression table; bits unless stated).
-STATISTICS = ("compression", "compression_rel", "ixt_peak", "ixt_final", "iyt_final", "iyt_peak", "fitting_epochs")
+# Per-trial statistics a claim may compare (columns of the compression table) and their units: information
+# in bits, ``fitting_epochs`` in epochs, ``compression_rel`` and the accuracies (at the last measured epoch)
+# as fractions. A claim's ``tolerance_bits`` is in its statistic's unit.
+UNITS = {
+    "compression": "bits", "compression_rel": "", "ixt_peak": "bits", "ixt_final": "bits", "iyt_final": "bits",
+    "iyt_peak": "bits", "fitting_epochs": "epochs", "accuracy_test_final": "", "accuracy_train_final": "",
+    "generalisation_gap": "",
+}  # fmt: skip
+STATISTICS = tuple(UNITS)
 Statistic = Literal[STATISTICS]  # type: ignore[valid-type]
 # (threshold_bits, threshold_rel) of the compression table a claim without its own thresholds is judged on.
 DEFAULT_THRESHOLDS = (0.1, 0.05)
@@ -90,6 +97,14 @@ class BaseClaim(BaseModel):
         """Sweep axes this claim names (checked against the sweep)."""
         axis = self.compared_axis()
         return list(self.where) + ([axis] if axis else [])
+
+    def value_problems(self, axes: dict[str, list | None]) -> list[tuple[str, str]]:
+        """(field, message) for axis values this claim names beyond ``where`` that the sweep lacks (none here).
+
+        ``axes``: axis -> its values (``None`` for a searched range), as in
+        :func:`ib_sweeps.claims.problems`.
+        """
+        return []
 
     def thresholds(self) -> tuple[float, float]:
         """(threshold_bits, threshold_rel) of the compression table this claim is judged on."""
@@ -193,6 +208,11 @@ def combine(layer_verdicts: list[str]) -> str:
     if layer_verdicts and all(v == SUPPORTED for v in layer_verdicts):
         return SUPPORTED
     return INCONCLUSIVE
+
+
+def unit(statistic: str) -> str:
+    """`` bits``, `` epochs`` or ``""`` (a fraction): ``statistic``'s unit as written after a number."""
+    return f" {UNITS[statistic]}" if UNITS.get(statistic) else ""
 
 
 def fmt(x: float, digits: int = 2) -> str:
