@@ -67,6 +67,32 @@ def test_compression_table_numbers_of_a_hand_made_trace():
     assert not flat["compresses"] and flat["compression"] == pytest.approx(0.1)
 
 
+def test_final_accuracy_and_generalisation_gap_of_a_hand_made_trace():
+    # Two layers x two estimators of one trial; the accuracies are per trial (fractions), read at its last
+    # measured epoch (3000), whatever the layer or estimator: 0.98 - 0.91 = 0.07.
+    one = _hand_trace(ixt=[2.0, 6.0, 8.0, 7.0, 5.0, 5.0], iyt=[0.5] * 6).assign(
+        **{"accuracy/train": [0.5, 0.6, 0.8, 0.9, 0.97, 0.98], "accuracy/test": [0.5, 0.6, 0.75, 0.85, 0.9, 0.91]}
+    )
+    trace = pd.concat(
+        [
+            one.assign(layer=layer, layer_index=i, estimator=est)
+            for i, layer in enumerate(("layer_1", "layer_2"), 1)
+            for est in ("binning", "kde_upper")
+        ]
+    )
+    table = analysis.compression_table(trace.sample(frac=1, random_state=0))  # row order must not matter
+    assert len(table) == 4
+    assert (table["accuracy_train_final"] == 0.98).all() and (table["accuracy_test_final"] == 0.91).all()
+    assert table["generalisation_gap"].to_numpy() == pytest.approx([0.07] * 4, abs=1e-12)
+    # The trial's last measured epoch decides, not the last finite value: NaN there gives NaN.
+    late = one.assign(**{"accuracy/test": [0.5, 0.6, 0.75, 0.85, 0.9, np.nan]})
+    row = analysis.compression_table(late).iloc[0]
+    assert row["accuracy_train_final"] == 0.98 and math.isnan(row["accuracy_test_final"])
+    assert math.isnan(row["generalisation_gap"])
+    bare = analysis.compression_table(_hand_trace([1.0] * 6, [0.5] * 6)).iloc[0]  # no accuracy columns
+    assert math.isnan(bare["accuracy_test_final"]) and math.isnan(bare["generalisation_gap"])
+
+
 def test_loss_kink_and_snr_drop_of_power_laws():
     e = EPOCHS
     loss = syn.kinked(e, 200, -0.6, -0.05)

@@ -16,6 +16,11 @@ For every trial, layer and estimator (information in bits, epochs as logged):
   end of Shwartz-Ziv & Tishby's fast "drift" phase.
   The fit starts where the loss has fallen 10 % below its first value (an
   initial plateau would otherwise draw the break to its end).
+* ``accuracy_train_final``, ``accuracy_test_final``: the trial's training and
+  test accuracy at its last measured epoch (fractions in [0, 1], not bits; NaN
+  where the trace holds none there), and ``generalisation_gap`` = train - test
+  (a fraction): for Saxe et al.'s (2018) "networks that do not compress
+  generalise as well".
 * ``snr_drop_epoch``: the first epoch after the peak of the layer's gradient
   signal-to-noise ratio (running median of 5 measured epochs) where it falls
   below 1: the gradient noise outweighs its mean, the start of the "diffusion"
@@ -49,6 +54,7 @@ def compression_table(trace, threshold_bits: float = 0.1, threshold_rel: float =
     epochs_all, ixt_all, iyt_all = (trace[c].to_numpy(float) for c in ("epoch", records.IXT, records.IYT))
     loss_all = trace[records.LOSS_TRAIN].to_numpy(float) if records.LOSS_TRAIN in trace else None
     snr_all = trace[_SNR].to_numpy(float) if _SNR in trace else None
+    accuracy = [trace[c].to_numpy(float) if c in trace else None for c in _ACCURACY]
     rows, kinks = [], {}
     for keys, idx in trace.groupby(list(TRIAL_KEYS), sort=False).indices.items():
         epochs = epochs_all[idx].astype(np.int64)
@@ -58,6 +64,7 @@ def compression_table(trace, threshold_bits: float = 0.1, threshold_rel: float =
             kinks[keys[0]] = loss_kink(epochs, loss_all[idx]) if loss_all is not None else np.nan
         row["loss_kink_epoch"] = kinks[keys[0]]
         row["snr_drop_epoch"] = _snr_drop(epochs, snr_all[idx]) if snr_all is not None else np.nan
+        row.update(_final_accuracy(*(a[idx[-1]] if a is not None else np.nan for a in accuracy)))
         rows.append(row)
     out = pd.DataFrame(rows)
     out["is_output"] = out["layer_index"] == out["n_layers"]
@@ -66,6 +73,7 @@ def compression_table(trace, threshold_bits: float = 0.1, threshold_rel: float =
 
 
 _SNR = records.grad_column("snr")
+_ACCURACY = (records.ACCURACY_TRAIN, records.ACCURACY_TEST)
 _TRACE_VALUES = {"epoch", *records.PLANE, *records.HISTORY, *GRADIENT}
 
 
@@ -91,6 +99,11 @@ def _plane_stats(epochs, ixt, iyt, threshold_bits, threshold_rel) -> dict:
         "iyt_peak": float(y.max()) if len(y) else np.nan,
         "final_epoch": int(e[-1]),
     }
+
+
+def _final_accuracy(train: float, test: float) -> dict:
+    """Accuracies (fractions) at the last measured epoch and the generalisation gap, train - test."""
+    return {"accuracy_train_final": train, "accuracy_test_final": test, "generalisation_gap": train - test}
 
 
 def compression_onset(epochs, ixt, threshold_bits: float = 0.1, threshold_rel: float = 0.05):
