@@ -67,11 +67,13 @@ def unsupported(cfg: config.TrialConfig) -> str | None:
 
 
 def array_key(cfg: config.TrialConfig) -> str:
-    """Configs with equal keys can train as one array: equal but for the seed and the per-replica fields."""
+    """Configs with equal keys can train as one array: equal but for the seed, the per-replica fields and the
+    estimators (each replica is measured by its own)."""
     from ib_sweeps.train.array import PER_REPLICA_MODEL, PER_REPLICA_TRAIN
 
     raw = config.to_dict(cfg)
     raw.pop("seed", None)
+    raw.pop("estimators", None)
     for section, free in (("model", PER_REPLICA_MODEL), ("train", PER_REPLICA_TRAIN)):
         raw[section] = {k: v for k, v in raw[section].items() if k not in free}
     return json.dumps(raw, sort_keys=True)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from ib_sweeps import config, records, tracking
+from ib_sweeps import config, records, tracking, trial_array
 from ib_sweeps import sweep as sweeps
 from ib_sweeps.sweep import arrays
 from ib_sweeps.sweep.summary import trial_summary
@@ -48,6 +48,9 @@ def test_a_replica_logs_what_the_trial_alone_logs(tracking_uri, tf_ready):
     from ib_sweeps.trial_array import run_array
 
     cfgs = _cfgs([0, 1, 2], ["tanh", "relu", "tanh"])
+    # Replicas may differ in their estimators (a bin_count sweep is one array): each is measured by its own.
+    cfgs[2] = config.validate(config.to_dict(cfgs[2]) | {"estimators": [{"method": "binning", "n_bins": 12}]})
+    assert len({trial_array.array_key(c) for c in cfgs}) == 1
     client = tracking.open_client(tracking_uri)
     in_array = run_array(cfgs, _opts(tracking_uri, ["a0", "a1", "a2"]))
     alone = [run_trial(c, o) for c, o in zip(cfgs, _opts(tracking_uri, ["s0", "s1", "s2"]), strict=True)]
@@ -164,6 +167,13 @@ def test_auto_fills_the_slots_evenly():
     assert [len(a) for a in arrays.layout(ts, ts.trials(), slots=2).arrays] == [10] * 10
     sixteen = arrays.layout(sw, sw.trials(), slots=16).arrays  # 120 / 16 = 7.5: arrays of 8 fill 15 slots
     assert [len(a) for a in sixteen] == [8] * 15
+    # 5 groups of 3 on 2 slots: 3 rounds of arrays of 3 (each about 2 trials' time) beat 8 rounds alone.
+    bs = sweeps.load("batch_size", overrides=["seeds=3", "grid.train.batch_size=[32, 64, 128, 512, 2048]"])
+    plan = arrays.layout(bs, bs.trials(), slots=2)
+    assert [len(a) for a in plan.arrays] == [3] * 5 and plan.reason.startswith("auto: 3 for 2 trial slots")
+    # Trials that differ only in their estimators share an array: each replica is measured by its own.
+    bc = sweeps.load("bin_count")
+    assert [len(a) for a in arrays.layout(bc, bc.trials(), slots=2).arrays] == [8, 7]
 
 
 @pytest.mark.slow
