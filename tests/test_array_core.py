@@ -155,8 +155,9 @@ def test_configs_that_cannot_share_a_graph_are_refused():
     [
         [{"noise_std": 0.1}, {"noise_std": 0.1, "activation": "relu"}],
         [{"quantize_levels": 8}, {"quantize_levels": 8, "activation": "sigmoid"}],
+        [{"quantize_levels": 8}, {"quantize_levels": 8, "activation": "relu6"}],  # as the quantized sweep's arrays
     ],
-    ids=["noisy", "quantized"],
+    ids=["noisy", "quantized", "quantized_relu6"],
 )
 def test_noisy_and_quantized_replicas_agree_with_the_core_alone(model):
     """Replica r's noise is the core alone's (bit-identical draws): activity and losses agree to float rounding."""

@@ -15,7 +15,9 @@ def _h(*p):
     return -sum(q * log2(q) for q in p)
 
 
-@pytest.mark.parametrize(("activation", "levels"), [("tanh", 2), ("tanh", 5), ("sigmoid", 4), ("softsign", 32)])
+@pytest.mark.parametrize(
+    ("activation", "levels"), [("tanh", 2), ("tanh", 5), ("sigmoid", 4), ("softsign", 32), ("relu6", 32)]
+)
 def test_quantize_rounds_to_levels_with_straight_through_gradient(activation, levels):
     import tensorflow as tf
 
@@ -83,10 +85,10 @@ def test_plugin_is_binning_with_one_bin_per_level():
     assert estimators.get("plugin").information_plane(a, y) == pytest.approx(aligned.information_plane(a, y), abs=1e-12)
 
 
-def _quantized_core(levels, seed=0):
+def _quantized_core(levels, seed=0, activation="tanh"):
     from ib_sweeps import train
 
-    model = {"hidden": [6, 4], "quantize_levels": levels}
+    model = {"hidden": [6, 4], "quantize_levels": levels, "activation": activation}
     cfg = config.validate({"seed": seed, "model": model, "train": {"epochs": 20}, "estimators": [{"method": "plugin"}]})
     d = data.load(cfg.data, np.random.default_rng(seed))
     return train.build_core(cfg.model, cfg.train, d, seed, snapshot_capacity=19)
@@ -107,6 +109,16 @@ def test_quantized_network_units_take_at_most_k_values_and_it_learns():
     assert all(np.isin(a, [-1.0, 0.0, 1.0]).all() for a in again[:-1])
 
 
+@pytest.mark.slow
+def test_relu6_quantized_units_lie_on_its_levels_and_it_learns():
+    # The bounded ReLU of the quantized sweep's activation axis: 4 levels over [0, 6] are 0, 2, 4 and 6.
+    core = _quantized_core(4, activation="relu6")
+    rows0, _ = core.advance(0)
+    rows, acts = core.advance(20)
+    assert all(np.isin(a, [0.0, 2.0, 4.0, 6.0]).all() for a in acts[:-1])
+    assert np.isfinite(rows).all() and rows[-1, 0] < rows0[0, 0]
+
+
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
@@ -116,7 +128,7 @@ def test_quantized_network_units_take_at_most_k_values_and_it_learns():
         ),
         (
             {"model": {"activation": ["tanh", "elu"], "hidden": [3, 2], "quantize_levels": 4}},
-            r"\['elu'\]; allowed only with bounded activations \(tanh, softsign, sigmoid\)",
+            r"\['elu'\]; allowed only with bounded activations \(tanh, softsign, sigmoid, relu6\)",
         ),
         ({"model": {"quantize_levels": 1}}, r"model.quantize_levels: .*greater than or equal to 2"),
         ({"model": {"quantize_levels": 4.0}}, r"model.quantize_levels"),

@@ -20,6 +20,7 @@ from ib_sweeps.types import MAX_WIDTH
 ACTIVATIONS = (
     "tanh",
     "relu",
+    "relu6",
     "sigmoid",
     "linear",
     "softsign",
@@ -31,8 +32,9 @@ ACTIVATIONS = (
     "swish",
 )
 INITS = ("truncated_normal", "keras_default")
-# Output range of the bounded activations a quantized network may use (model.quantize_levels).
-BOUNDED_RANGES = {"tanh": (-1.0, 1.0), "softsign": (-1.0, 1.0), "sigmoid": (0.0, 1.0)}
+# Output range of the bounded activations a quantized network may use (model.quantize_levels). relu6
+# (min(max(x, 0), 6)) is the bounded ReLU: quantized ReLU networks use it (Lorenzen et al. 2022's contrast).
+BOUNDED_RANGES = {"tanh": (-1.0, 1.0), "softsign": (-1.0, 1.0), "sigmoid": (0.0, 1.0), "relu6": (0.0, 6.0)}
 
 Width = Annotated[int, Field(strict=True, gt=0, le=MAX_WIDTH)]  # units of a dense layer, filters of a convolution
 
