@@ -290,6 +290,8 @@ def measured_inputs(cfg: DataConfig) -> int:
     if cfg.training_size is not None:
         used = cfg.training_size if type(cfg.training_size) is int else max(1, round(cfg.training_size * n_train))
     pool = {"all": n, "train": used, "test": n - n_train}[cfg.measure_on]
+    distinct = data.DATASETS[cfg.name].distinct_inputs  # a set repeating a few inputs measures each once
+    pool = pool if distinct is None else min(pool, distinct)
     return min(pool, cfg.measure_size) if cfg.measure_size is not None else pool
 
 

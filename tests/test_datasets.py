@@ -305,3 +305,23 @@ def test_mnist_sweep_is_skipped_without_its_file(tmp_path, monkeypatch, capsys):
     assert f"$IB_SWEEPS_MNIST = '{tmp_path / 'absent' / 'mnist.npz'}' does not exist" in out
     assert "train-images-idx3-ubyte" in out and "mnist.npz" in out
     assert not db.exists()  # no MLflow run, no Ray
+
+
+def test_single_neuron_is_four_inputs_repeated_and_measured_once():
+    # Goldfeld et al. (2019): X uniform on {-3, -1, 1, 3}, y = 1 only for x = 3.
+    from ib_sweeps.data import single_neuron
+
+    cfg = config.DataConfig(name="single_neuron", split="reference")
+    d = data.load(cfg, np.random.default_rng(0))
+    inputs = np.array([[0.0], [1 / 3], [2 / 3], [1.0]], dtype=np.float32)  # (x + 3) / 6
+    assert np.array_equal(d.x_measure, inputs) and np.array_equal(d.y_measure, [0, 0, 0, 1])
+    assert np.log2(len(d.x_measure)) == 2.0  # H(X) = 2 bits: one measured row per distinct input
+    n = single_neuron.COPIES
+    assert d.x_train.shape == (round(0.8 * 4 * n), 1) and d.x_test.shape == (4 * n - round(0.8 * 4 * n), 1)
+    values, counts = np.unique(d.x_train, return_counts=True)  # the reference split: equal copies of each
+    assert np.array_equal(values, inputs.ravel()) and set(counts) == {n * 4 // 5}
+    assert np.array_equal(d.y_train, (d.x_train[:, 0] == 1.0).astype(np.int32))
+    for on in ("train", "test"):
+        other = data.load(config.DataConfig(name="single_neuron", measure_on=on), np.random.default_rng(1))
+        assert len(other.x_measure) == 4 and set(other.x_measure.ravel()) == set(inputs.ravel())
+    assert config.measured_inputs(cfg) == 4

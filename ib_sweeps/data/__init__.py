@@ -10,7 +10,9 @@ goes through the same steps, in this order:
 3. ``training_size``: a subsample of the training split;
 4. ``random_labels``: the labels of a fraction of the training examples permuted;
 5. the measured inputs: ``measure_on`` (``all`` = every example of the data
-   set, ``train`` = the examples trained on, ``test``), capped at ``measure_size``.
+   set, ``train`` = the examples trained on, ``test``), only the first of
+   each distinct input where the set repeats a few (``distinct_inputs``),
+   capped at ``measure_size``.
 
 Steps 3-5 draw from their own generators, spawned from the one given, so
 one option never changes what another draws, and the 12-bit task without
@@ -24,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ib_sweeps.data import digits, mnist, tishby12, variants
+from ib_sweeps.data import digits, mnist, single_neuron, tishby12, variants
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,9 @@ class Source:
     ``training_size`` at validation). ``measure_size``: the default cap on the
     measured inputs. ``files``: where a file-backed data set may live.
     ``input_shape``: the shape of one input, known without reading (lets
-    validation check that a CNN gets images).
+    validation check that a CNN gets images). ``distinct_inputs``: a toy set
+    that repeats a few inputs (to train on many noisy copies) says how many;
+    its measured inputs are then the distinct rows, so H(X) = log2 of that.
     """
 
     read: Callable[[str | None], Examples]
@@ -89,6 +93,7 @@ class Source:
     n_examples: int | None = None
     measure_size: int | None = None
     files: mnist.FileSet | None = None
+    distinct_inputs: int | None = None
 
     def defaults(self) -> dict:
         """The config values this data set fills in when a config leaves them out."""
@@ -106,6 +111,11 @@ def _digits(path) -> Examples:
     return Examples(x, y, digits.N_CLASSES, (*digits.IMAGE_SHAPE, 1), scale=digits.MAX_PIXEL)
 
 
+def _single_neuron(path) -> Examples:
+    x, y = single_neuron.read()
+    return Examples(x, y, 2, (1,), scale=single_neuron.SCALE)
+
+
 def _from_files(files: mnist.FileSet) -> Callable[[str | None], Examples]:
     def read(path) -> Examples:
         x, y, n_train = mnist.read(files, path)
@@ -118,6 +128,7 @@ def _from_files(files: mnist.FileSet) -> Callable[[str | None], Examples]:
 DATASETS: dict[str, Source] = {
     "tishby12": Source(_tishby12, (tishby12.N_BITS,), n_examples=4096),
     "digits": Source(_digits, (*digits.IMAGE_SHAPE, 1), n_examples=1797),
+    "single_neuron": Source(_single_neuron, (1,), n_examples=4 * single_neuron.COPIES, distinct_inputs=4),
     "mnist": Source(
         _from_files(mnist.MNIST), (*mnist.IMAGE_SHAPE, 1), fixed_split=True, measure_size=10_000, files=mnist.MNIST
     ),
@@ -154,7 +165,8 @@ def missing(cfg) -> str | None:
 
 def load(cfg, rng: np.random.Generator) -> Dataset:
     """Load the data set named by ``cfg.name`` (validated against ``DATASETS``) with its options applied."""
-    ex = DATASETS[cfg.name].read(cfg.path)
+    source = DATASETS[cfg.name]
+    ex = source.read(cfg.path)
     n = len(ex.y)
     if ex.n_train is None:
         train, test = split_indices(n, cfg.train_fraction, cfg.split, rng)
@@ -165,6 +177,8 @@ def load(cfg, rng: np.random.Generator) -> Dataset:
     y = ex.y.astype(np.int32)  # a copy: random labels edit it
     y[train] = variants.permute_labels(y[train], cfg.random_labels, label_rng)
     measured = {"all": np.arange(n), "train": train, "test": test}[cfg.measure_on]
+    if source.distinct_inputs is not None:
+        measured = variants.first_of_each(measured, ex.x)
     measured = variants.cap(measured, cfg.measure_size, measure_rng)
 
     def x(idx):

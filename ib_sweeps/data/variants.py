@@ -48,3 +48,14 @@ def cap(indices: np.ndarray, size: int | None, rng: np.random.Generator) -> np.n
     if size is None or size >= len(indices):
         return indices
     return np.sort(rng.choice(indices, size=size, replace=False))
+
+
+def first_of_each(indices: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The first of ``indices`` (into the rows of ``x``) of each distinct row, in their order.
+
+    For a set that repeats a few inputs: X is uniform over the measured rows,
+    so each input must be measured once.
+    """
+    rows = x[indices].reshape(len(indices), -1)
+    _, first = np.unique(rows, axis=0, return_index=True)
+    return indices[np.sort(first)]
