@@ -367,6 +367,7 @@ STABLE = {"kind": "stable_across", "axis": "train.batch_size", "tolerance_bits":
 TRANSITION = {"kind": "transition_coincides", "where": {ACT: "tanh"}, "within_epochs": 150}
 TREND = {"kind": "trend", "axis": "estimators.0.n_bins"}
 AGREE = {"kind": "estimator_agreement", "estimators": ["binning", "kde_upper"], "axis": "estimators.0.n_bins"}
+NEAR = {"kind": "near", "statistic": "ixt_final", "value": 4.0, "tolerance": 0.2}
 CASES = [  # (synthetic sweep, claim, expected verdict): every claim kind reaches every verdict
     ("acts", {"kind": "compresses", "where": {ACT: "tanh"}}, "supported"),  # 5/5
     ("acts", {"kind": "compresses", "where": {ACT: "relu"}}, "refuted"),  # 0/5
@@ -392,6 +393,9 @@ CASES = [  # (synthetic sweep, claim, expected verdict): every claim kind reache
     ("acts", {"kind": "fits", "where": {ACT: "tanh"}}, "supported"),  # 5/5 peak at epoch ~300
     ("nofit", {"kind": "fits", "where": {ACT: "tanh"}}, "refuted"),  # 0/5: peak at the first epoch
     ("nofit", {"kind": "fits", "where": {ACT: "relu"}}, "inconclusive"),  # 3/5
+    ("acts", NEAR | {"where": {ACT: "tanh"}}, "supported"),  # ends at 4 bits, seed noise 0.02
+    ("acts", NEAR | {"where": {ACT: "relu"}}, "refuted"),  # ends at 8 bits
+    ("noisy", NEAR | {"value": 6.0, "tolerance": 0.5}, "inconclusive"),  # ends near 6, seed spread 1 bit, 3 seeds
 ]
 
 

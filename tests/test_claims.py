@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 import pytest
 from pydantic import ValidationError
@@ -115,6 +116,7 @@ MINIMAL = {
     "estimator_agreement": {"estimators": ["binning", "kde_upper"]},
     "trend": {"axis": "model.activation"},
     "fits": {},
+    "near": {"statistic": "ixt_final", "value": 1.0, "tolerance": 0.1},
 }
 
 
@@ -187,3 +189,33 @@ def test_fits_counts_trials_whose_peak_comes_later(epochs, verdict, k):
     assert v.title == "last_hidden fits (I(X;T) rises first) (binning)"
     assert _verdict({"kind": "fits", "min_epochs": 100}, _ordered({205: [40, 80, 120, 60, 90]}, "fitting_epochs")
                     ).numbers["k"] == 1  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("finals", "verdict"),
+    [
+        ([0.80, 0.82, 0.81, 0.83, 0.79], SUPPORTED),  # mean 0.81, t 95 % [0.790, 0.830] within [0.761, 0.861]
+        ([1.50, 1.52, 1.49, 1.51, 1.53], REFUTED),  # [1.490, 1.530] wholly above 0.861
+        ([0.70, 0.95, 0.80, 0.90, 0.75], INCONCLUSIVE),  # [0.691, 0.949]: seeds too spread to decide
+    ],
+)
+def test_near_judges_the_t_interval_of_the_mean(finals, verdict):
+    raw = {"kind": "near", "statistic": "ixt_final", "value": 0.811, "tolerance": 0.05}
+    v = _verdict(raw, _ordered({205: finals}, "ixt_final"))
+    assert v.verdict == verdict and v.numbers["n"] == 5
+    assert v.numbers["mean"] == pytest.approx(np.mean(finals), abs=1e-12)
+    assert v.numbers["ci_low"] < v.numbers["mean"] < v.numbers["ci_high"]
+    assert v.title == "ixt_final of last_hidden is near 0.811 (within 0.05 bits) (binning)"
+    assert "95% t interval" in v.reason and "[0.761, 0.861]" in v.reason
+    assert _verdict(raw, _ordered({205: finals[:1]}, "ixt_final")).verdict == INCONCLUSIVE  # one seed: no interval
+    constant = _verdict(raw | {"statistic": "ixt_peak", "value": 2.0}, _ordered({205: [2.0] * 3}, "ixt_peak"))
+    assert constant.verdict == SUPPORTED  # clipped at H(X) in every seed: the interval is the point
+
+
+def test_near_needs_its_numbers():
+    with pytest.raises(ValidationError, match="tolerance"):
+        claims.parse([{"kind": "near", "statistic": "ixt_final", "value": 0.8}])
+    with pytest.raises(ValidationError, match="greater than 0"):
+        claims.parse([{"kind": "near", "statistic": "ixt_final", "value": 0.8, "tolerance": 0}])
+    with pytest.raises(ValidationError, match="statistic"):
+        claims.parse([{"kind": "near", "statistic": "loss", "value": 0.8, "tolerance": 0.1}])

@@ -19,6 +19,8 @@ Seeds are the unit of replication: one trial per seed and condition.
 * ``trend: AXIS``: ``statistic`` rises (falls) along a numeric axis (Spearman rho, p < ``alpha``).
 * ``fits``: the layers have a fitting phase (I(X;T) peaks after the first
   measured epoch) in at least ``min_fraction`` of the trials (Wilson interval).
+* ``near``: the mean of ``statistic`` over the trials is ``value`` ± ``tolerance``
+  (its t interval lies within; refuted when wholly outside).
 
 Checked against the sweep (axes, estimators) by :func:`problems` before any
 trial runs; judged on a compression table by :func:`judge` (the analysis reads
@@ -39,6 +41,7 @@ from ib_sweeps.claims.depends_on import DependsOn
 from ib_sweeps.claims.does_not_compress import DoesNotCompress
 from ib_sweeps.claims.estimator_agreement import EstimatorAgreement
 from ib_sweeps.claims.fits import Fits
+from ib_sweeps.claims.near import Near
 from ib_sweeps.claims.stable_across import StableAcross
 from ib_sweeps.claims.transition_coincides import TransitionCoincides
 from ib_sweeps.claims.trend import Trend
@@ -52,6 +55,7 @@ CLAIMS: dict[str, type[BaseClaim]] = {
     "estimator_agreement": EstimatorAgreement,
     "trend": Trend,
     "fits": Fits,
+    "near": Near,
 }
 
 
