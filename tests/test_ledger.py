@@ -116,21 +116,25 @@ def test_new_claims_and_description_keep_the_invocation_and_are_stored_on_its_pa
     assert not ledger.look_up(sweep_pkg.load(str(path)), tracking_uri).complete
 
 
-def test_a_parent_stored_under_the_earlier_hash_is_resumed_and_takes_the_new_one(tracking_uri, tmp_path):
+def test_a_parent_stored_under_the_earlier_hash_is_found_by_its_resolved_sweep(tracking_uri, tmp_path):
     path = tmp_path / "led.yaml"
-    path.write_text(SWEEP + CLAIM)
+    path.write_text(SWEEP)
     sw = sweep_pkg.load(str(path))
-    (earlier,) = sw.earlier_invocations
-    assert earlier != sw.invocation  # claims were part of the hash before
+    client = MlflowClient(tracking_uri)
+    other = tmp_path / "other.yaml"  # another invocation's parent in the same experiment is not taken
+    other.write_text(SWEEP.replace("seeds: 1", "seeds: 2"))
+    ledger.open_parent(sweep_pkg.load(str(other)), ledger.look_up(sweep_pkg.load(str(other)), tracking_uri))
     led = ledger.look_up(sw, tracking_uri)
     ledger.open_parent(sw, led)
-    client = MlflowClient(tracking_uri)
-    client.set_tag(led.parent_run_id, ledger.INVOCATION, earlier)  # as 0.1.0 wrote it
+    client.set_tag(led.parent_run_id, ledger.INVOCATION, "ee7f9c7312eb")  # as 0.1.0 hashed it, with its claims
     first = _child(client, led, sw.trials()[0], "FINISHED")
 
-    again = ledger.look_up(sw, tracking_uri)
+    path.write_text(SWEEP + CLAIM)  # and since then a claim was added
+    edited = sweep_pkg.load(str(path))
+    again = ledger.look_up(edited, tracking_uri)
     assert again.previous.info.run_id == led.parent_run_id and again.finished == {sw.trials()[0].key}
-    ledger.open_parent(sw, again)
-    assert again.resumed and again.parent_run_id == led.parent_run_id and not again.restated  # same text
+    ledger.open_parent(edited, again)
+    assert again.resumed and again.parent_run_id == led.parent_run_id and again.restated
     assert client.get_run(led.parent_run_id).data.tags[ledger.INVOCATION] == sw.invocation
+    assert "compresses" in _stored(client, led.parent_run_id, "resolved_sweep.yaml")
     assert client.get_run(first).info.status == "FINISHED"

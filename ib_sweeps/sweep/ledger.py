@@ -96,15 +96,12 @@ def look_up(sweep: Sweep, uri: str, *, fresh: bool = False) -> Ledger:
     """
     client = tracking.open_client(uri)
     exp_id = tracking.ensure_experiment(client, sweep.spec.name, uri)
-    latest = []
-    for invocation in dict.fromkeys((sweep.invocation, *sweep.earlier_invocations)):
-        latest += client.search_runs(
-            [exp_id],
-            filter_string=f"tags.`{ROLE}` = '{records.ROLE_SWEEP}' and tags.`{INVOCATION}` = '{invocation}'",
-            order_by=["attributes.start_time DESC"],
-            max_results=1,
-        )
-    latest.sort(key=lambda run: run.info.start_time or 0, reverse=True)
+    latest = client.search_runs(
+        [exp_id],
+        filter_string=f"tags.`{ROLE}` = '{records.ROLE_SWEEP}' and tags.`{INVOCATION}` = '{sweep.invocation}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    ) or _stored_earlier(client, exp_id, sweep)
     led = Ledger(client, uri, exp_id, None, previous=latest[0] if latest else None)
     if latest and not fresh:
         parent = latest[0]
@@ -113,6 +110,35 @@ def look_up(sweep: Sweep, uri: str, *, fresh: bool = False) -> Ledger:
         led.complete = parent.info.status == "FINISHED"
         led.parent_run_id = parent.info.run_id if led.complete else None
     return led
+
+
+def _stored_earlier(client, exp_id: str, sweep: Sweep) -> list:
+    """[the latest parent run whose stored resolved sweep is this invocation under another tag], or [].
+
+    Parents written before claims, description and profiles were left out of
+    the invocation (until 2026-11-29) carry the hash with them; their stored
+    ``resolved_sweep.yaml`` is hashed the current way (:func:`load.invocation_of`).
+    Only the latest :data:`EARLIER_SCAN` parents are read.
+    """
+    import yaml
+
+    from ib_sweeps.sweep.load import invocation_of
+
+    parents = client.search_runs(
+        [exp_id],
+        filter_string=f"tags.`{ROLE}` = '{records.ROLE_SWEEP}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=EARLIER_SCAN,
+    )
+    for parent in parents:
+        text = _stored_text(client, parent.info.run_id, "resolved_sweep.yaml")
+        resolved = yaml.safe_load(text) if text else None
+        if isinstance(resolved, dict) and invocation_of(resolved) == sweep.invocation:
+            return [parent]
+    return []
+
+
+EARLIER_SCAN = 100
 
 
 def open_parent(sweep: Sweep, led: Ledger, *, fresh: bool = False) -> Ledger:

@@ -99,12 +99,6 @@ class Sweep:
         """
         return self._hash(ANALYSIS_ONLY)
 
-    @property
-    def earlier_invocations(self) -> tuple[str, ...]:
-        """The hash this invocation had before claims, description and profiles stopped counting (0.1.0 and
-        earlier, until 2026-11-29); a resume finds parent runs stored under it."""
-        return (self._hash(set()),)
-
     def _hash(self, left_out: set[str]) -> str:
         unset = {"max_trials"} if self.spec.max_trials is None else set()  # hashes of older sweeps stay as they were
         # How trials are packed into arrays changes no result: a sweep resumes whatever array_size it runs with.
@@ -190,6 +184,18 @@ def _check_claims(sweep: Sweep, what: str) -> None:
         problems += [(f"claims[{i}].{key}", message) for key, message in claim.value_problems(axes)]
     if problems:
         raise config.ConfigError(problems, what)
+
+
+def invocation_of(resolved: dict) -> str | None:
+    """The :attr:`Sweep.invocation` of a resolved sweep as a parent run stores it (``resolved_sweep.yaml``), or
+    None if it no longer validates. Parent runs written before claims, description and profiles were left out
+    of the hash (until 2026-11-29) are tagged with another value; this finds them."""
+    not_hashed = {"description": "-", "profiles": {"quick": {}}, "claims": []}  # valid stand-ins
+    raw = {k: v for k, v in resolved.items() if k not in ANALYSIS_ONLY} | not_hashed
+    try:
+        return Sweep(_validate(raw, "stored sweep", sized=False), "", "").invocation
+    except config.ConfigError:
+        return None
 
 
 def _validate(raw: dict, what: str, sized: bool = True) -> SweepSpec:
