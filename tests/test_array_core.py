@@ -173,3 +173,31 @@ def test_noisy_and_quantized_replicas_agree_with_the_core_alone(model):
             for a, b in zip(arr_acts, acts, strict=True):
                 # Quantized: a unit whose input sits on a level boundary may round the other way (rarely).
                 assert np.mean(np.abs(a - b) > 1e-5 * np.maximum(np.abs(b), 1.0)) <= 1e-3
+
+
+@pytest.mark.parametrize("model", [{}, {"noise_std": 0.1}], ids=["deterministic", "noisy"])
+def test_snapshots_give_the_activity_the_array_measured_live(model):
+    """Weights kept after each epoch of one advance() give, through activity_from, what advancing to that epoch
+    gave live (the noisy replicas' measurement noise of that epoch included): what backtracking measures."""
+    from ib_sweeps.train.array import build_array_core
+
+    cfgs = [_cfg(s, model={**model, "activation": a}) for s, a in zip((5, 6), ("tanh", "relu"), strict=True)]
+    datasets = [data.load(c.data, np.random.default_rng(s)) for c, s in zip(cfgs, (5, 6), strict=True)]
+
+    def build(capacity):
+        return build_array_core([c.model for c in cfgs], [c.train for c in cfgs], datasets, [5, 6], capacity)
+
+    kept = build(6)
+    kept.advance(0)
+    kept.advance(6)  # epochs 1..6 in one call
+    assert kept.snapshots.shape == (6, 2, kept.weights().shape[1])
+    np.testing.assert_array_equal(kept.snapshots[-1], kept.weights())
+    live = build(0)
+    live.advance(0)
+    for e in range(1, 7):
+        results = live.advance(e)
+        for layer, act in enumerate(kept.activity_from(kept.snapshots[e - 1], e)):
+            for r, (_, acts) in enumerate(results):
+                np.testing.assert_array_equal(act[r], acts[layer])
+    with pytest.raises(ValueError, match="at most 7 epochs"):
+        kept.advance(14)

@@ -25,8 +25,8 @@ Gradient statistics (``train.gradient_stats``) are kept per replica
 (:meth:`ArrayCore.gradient_stats`), and so are noisy and quantized
 replicas' hidden outputs (:mod:`~ib_sweeps.train.array_net`: replica r's
 noise is the core alone's, bit for bit). Not covered yet: CNNs, Adadelta,
-weight snapshots (backtracking schedules), ``activity_from`` and noisy_sp's
-``noisy_samples``.
+noisy_sp's ``noisy_samples``. Weight snapshots (backtracking schedules) are
+kept per replica, and :meth:`ArrayCore.activity_from` measures from them.
 Replicas are independent in the graph (the summed loss gives each replica its
 own gradient; batched ops keep slices apart), so a replica whose loss turns
 non-finite is reported as :class:`~ib_sweeps.train.TrainingDiverged` in its
@@ -35,6 +35,7 @@ slot while the others train on.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -180,13 +181,16 @@ class ArrayGradStats:
 class ArrayCore:
     """Compiled training state of N replicas. Build with :func:`build_array_core`."""
 
-    run: object  # tf.function: n_epochs -> per layer activity (N, n_measure, width)
+    run: object  # tf.function: n_epochs -> (per layer activity (N, n_measure, width), snapshots)
     orders_at: object  # tf.function: epoch -> minibatch orders (N, n_train), compiled as training is
     history: object  # tf.Variable (epochs + 1, N, 4)
     net: ArrayNet
     layer_names: list[str]
     grad_norms: object = None  # tf.Variable (epochs + 1, N, n_layers, 2) with gradient_stats, else None
     epoch: int = 0
+    activity_at: object = None  # tf.function: (flat weights (N, n_params), epoch) -> per layer activity
+    snapshot_capacity: int = 0  # most epochs one advance() keeps the weights of
+    snapshots: np.ndarray | None = None  # (k, N, n_params): weights after each epoch of the last advance()
 
     def __post_init__(self):
         self.failed: dict[int, TrainingDiverged] = {}
@@ -220,8 +224,21 @@ class ArrayCore:
 
         return self.orders_at(tf.constant(epoch, tf.int32)).numpy()
 
+    def activity_from(self, flat_weights: np.ndarray, epoch: int) -> list[np.ndarray]:
+        """Every replica's activity per layer (N, n_measure, width) for flat weights (N, n_params) from epoch
+        ``epoch`` (a row of :attr:`snapshots`): what :meth:`advance` gave live at that epoch, the noisy
+        replicas' measurement noise included. Stateless: the live network is not touched."""
+        import tensorflow as tf
+
+        flat = tf.constant(flat_weights, tf.float32)
+        return [a.numpy() for a in self.activity_at(flat, tf.constant(epoch, tf.int32))]
+
     def advance(self, to_epoch: int) -> list:
         """Train all replicas through epochs ``epoch+1 .. to_epoch``; one result per replica.
+
+        With a ``snapshot_capacity``, :attr:`snapshots` then holds each replica's
+        weights after every epoch of the call (``to_epoch`` included), for a
+        backtracking schedule to measure later (:meth:`activity_from`).
 
         A replica's result is what :meth:`TrainingCore.advance` returns for it
         alone: (history rows float64 (k, 4), activity per layer float32
@@ -234,7 +251,12 @@ class ArrayCore:
         if to_epoch < self.epoch:
             raise ValueError(f"cannot go back from epoch {self.epoch} to {to_epoch}")
         first = self.epoch + 1 if to_epoch > 0 else 0
-        acts = [a.numpy() for a in self.run(tf.constant(to_epoch - self.epoch, tf.int32))]
+        k = to_epoch - self.epoch
+        if self.snapshot_capacity and k > self.snapshot_capacity + 1:
+            raise ValueError(f"an array keeping snapshots advances at most {self.snapshot_capacity + 1} epochs a call")
+        live, snaps = self.run(tf.constant(k, tf.int32))
+        acts = [a.numpy() for a in live]
+        self.snapshots = snaps[:k].numpy() if self.snapshot_capacity else None
         rows = self.history[first : to_epoch + 1].numpy().astype(np.float64)  # (k, N, 4)
         out = []
         for r in range(self.n):
@@ -247,12 +269,13 @@ class ArrayCore:
         return out
 
 
-def build_array_core(model_cfgs, train_cfgs, datasets, seeds) -> ArrayCore:
+def build_array_core(model_cfgs, train_cfgs, datasets, seeds, snapshot_capacity: int = 0) -> ArrayCore:
     """The compiled array of ``len(seeds)`` replicas; replica r is ``build_core(model_cfgs[r], ..., seeds[r])``.
 
     ``model_cfgs``, ``train_cfgs``, ``datasets``: one each (shared) or a list of
     one per replica (differing only as the module docstring allows). Always
-    compiled with XLA (MLPs only).
+    compiled with XLA (MLPs only). ``snapshot_capacity``: how many epochs of
+    weights one :meth:`ArrayCore.advance` keeps (0: none), as ``build_core``'s.
     """
     import tensorflow as tf
 
@@ -293,22 +316,48 @@ def build_array_core(model_cfgs, train_cfgs, datasets, seeds) -> ArrayCore:
         tr, te = evaluate(x_train, y_train, EVAL_TRAIN_NOISE), evaluate(x_test, y_test, EVAL_TEST_NOISE)
         history.scatter_nd_update([[epoch]], [tf.stack([tr[0], tr[1], te[0], te[1]], axis=1)])
 
+    def one_epoch():
+        epoch.assign_add(1)
+        sums = batches.fold(epoch, step, () if grads is None else grads.zeros(net.kernels))
+        record()
+        if grads is not None:
+            grads.record(sums, epoch)
+
+    def measured(on_net, at_epoch):  # every layer's activity on x_measure, softmax for the output
+        outs = forward(on_net, x_measure, draw_noise(on_net, MEASURE_NOISE, at_epoch, rows=int(x_measure.shape[-2])))
+        return [*outs[:-1], tf.nn.softmax(outs[-1])]
+
+    n_params = sum(int(np.prod(v.shape[1:])) for v in net.variables)
+
     @tf.function(jit_compile=True, reduce_retracing=True)
     def run(n_epochs):
         if epoch == 0:
             record()
         i = tf.constant(0)
-        while i < n_epochs:
-            epoch.assign_add(1)
-            sums = batches.fold(epoch, step, () if grads is None else grads.zeros(net.kernels))
-            record()
-            if grads is not None:
-                grads.record(sums, epoch)
-            i += 1
-        outs = forward(net, x_measure, noise(MEASURE_NOISE, x_measure.shape[-2]))
-        return [*outs[:-1], tf.nn.softmax(outs[-1])]
+        # Loop-carried, as the single core's (epochs.compile_run): one row per epoch of the call.
+        snaps = tf.zeros([snapshot_capacity + 1 if snapshot_capacity else 0, n, n_params])
+        if snapshot_capacity:  # static: one of the two loops is compiled
+            while i < n_epochs:
+                one_epoch()
+                flat = tf.concat([tf.reshape(v, [n, -1]) for v in net.variables], axis=1)
+                snaps = tf.tensor_scatter_nd_update(snaps, [[i]], [flat])
+                i += 1
+        else:
+            while i < n_epochs:
+                one_epoch()
+                i += 1
+        return measured(net, epoch), snaps
+
+    @tf.function(jit_compile=True, reduce_retracing=True)
+    def activity_at(flat, at_epoch):
+        sizes = [int(np.prod(v.shape[1:])) for v in net.variables]
+        parts = [tf.reshape(p, v.shape) for p, v in zip(tf.split(flat, sizes, axis=1), net.variables, strict=True)]
+        return measured(dataclasses.replace(net, kernels=parts[0::2], biases=parts[1::2]), at_epoch)
 
     orders_at = tf.function(batches.orders, jit_compile=True)
     # The single core's Keras layer names (models/mlp.py).
     names = [f"layer_{i + 1}" for i in range(len(net.kernels))]
-    return ArrayCore(run, orders_at, history, net, names, None if grads is None else grads.norms)
+    return ArrayCore(
+        run, orders_at, history, net, names, None if grads is None else grads.norms,
+        activity_at=activity_at, snapshot_capacity=snapshot_capacity,
+    )  # fmt: skip
