@@ -69,9 +69,11 @@ class Binning(Estimator):
         x = _as_float(activity)
         return self._codes_into(x, np.empty_like(x), np.empty(x.shape, np.intp), np.empty(x.shape, bool))
 
-    def _codes_into(self, x, scratch, out, mask):
+    def _codes_into(self, x, scratch, out, mask, wide=None):
         if self.bin_size is not None:  # in float64 like the reference floor(a / 0.07), whatever x's precision
-            np.copyto(out, np.floor(np.divide(x, np.float64(self.bin_size))), casting="unsafe")
+            wide = np.empty(x.shape) if wide is None else wide  # float64 scratch
+            np.floor(np.divide(x, np.float64(self.bin_size), out=wide), out=wide)
+            np.copyto(out, wide, casting="unsafe")
             return out
         return _digitize_into(x, _grid(self.range[0], self.range[1], self.n_bins, x.dtype.name), scratch, out, mask)
 
@@ -79,15 +81,19 @@ class Binning(Estimator):
         """Dense ids (n,) of the binned states (rows) of ``activity`` (n, d)."""
         return self._layer_ids([activity])[0]
 
-    def _layer_ids(self, activities) -> list[np.ndarray]:
-        """State ids of each layer; all layers binned in one pass over reused buffers."""
+    def _unit_codes(self, activities) -> tuple[np.ndarray, np.ndarray]:
+        """Codes (total units, n), one row per unit of every layer, and the layers' row bounds (reused buffers)."""
         n, widths = len(activities[0]), [a.shape[1] for a in activities]
         bounds = np.cumsum([0, *widths])
-        dtype = np.result_type(*[_as_float(a[:0]).dtype for a in activities])
-        x, f, i, b, k = (buf.reshape(bounds[-1], n) for buf in _workspace(bounds[-1] * n, dtype))
+        x, f, i, b, k = (buf.reshape(bounds[-1], n) for buf in _workspace(bounds[-1] * n, _float_type(activities)))
         for a, start, stop in zip(activities, bounds[:-1], bounds[1:], strict=True):
             x[start:stop] = a.T  # each unit's values contiguous: fast per-unit reductions
-        codes = self._codes_into(x, f, i, b)
+        return self._codes_into(x, f, i, b, k), bounds
+
+    def _layer_ids(self, activities) -> list[np.ndarray]:
+        """State ids of each layer; all layers binned in one pass over reused buffers."""
+        codes, bounds = self._unit_codes(activities)
+        k = _workspace(codes.size, _float_type(activities))[4].reshape(codes.shape)  # row_keys' scratch
         return [
             discrete.dense_ids(discrete.row_keys(codes[start:stop].T, k[start:stop]))
             for start, stop in itertools.pairwise(bounds)
@@ -121,6 +127,10 @@ def digitize_uniform(a: np.ndarray, edges: np.ndarray) -> np.ndarray:
     x = _as_float(a)
     grid = _grid(float(edges[0]), float(edges[-1]), len(edges), x.dtype.name)
     return _digitize_into(x, grid, np.empty_like(x), np.empty(x.shape, np.intp), np.empty(x.shape, bool))
+
+
+def _float_type(activities) -> np.dtype:
+    return np.result_type(*[_as_float(a[:0]).dtype for a in activities])
 
 
 def _as_float(a) -> np.ndarray:

@@ -9,10 +9,13 @@ no ``np.unique(axis=0)`` over float rows.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from scipy.special import xlogy
 
 _MAX_KEY = 2**62
+_XLOGX_MAX = 2**24  # largest count xlogx looks up (tables of 128 MiB at most)
 
 
 def row_keys(codes: np.ndarray, scratch: np.ndarray | None = None) -> np.ndarray:
@@ -30,8 +33,9 @@ def row_keys(codes: np.ndarray, scratch: np.ndarray | None = None) -> np.ndarray
     if bound < 2**53:
         weights = np.concatenate((np.cumprod(radix[::-1])[-2::-1], [1.0]))  # Horner place values
         as_float = np.empty(codes.T.shape) if scratch is None else scratch
-        np.copyto(as_float, codes.T)
-        return weights @ as_float - float(weights @ lo)
+        # Shifted first, every term and partial sum is a non-negative integer below the bound: exact in any order.
+        np.subtract(codes.T, lo[:, None], out=as_float, dtype=np.float64)
+        return weights @ as_float
     if bound < _MAX_KEY:
         key = np.zeros(len(codes), dtype=np.int64)
         for j in range(codes.shape[1]):
@@ -64,8 +68,29 @@ def dense_ids(keys: np.ndarray) -> np.ndarray:
 
 def entropy_of_counts(c: np.ndarray) -> float:
     """Entropy in bits of the empirical distribution given by non-negative counts (zeros allowed)."""
-    n = c.sum()
-    return float(max(0.0, np.log2(n) - xlogy(c, c).sum() / (n * np.log(2))))
+    return entropy_of_terms(c.sum(), xlogx(c).sum())
+
+
+def xlogx(c: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``scipy.special.xlogy(c, c)`` of counts ``c``, the same float64 bits; int64 counts by table look-up (faster).
+
+    ``out``: a float64 array of ``c``'s shape to write into.
+    """
+    if c.dtype != np.int64 or not c.flags.c_contiguous or c.size == 0 or c.min() < 0 or c.max() > _XLOGX_MAX:
+        return xlogy(c, c, out=out)
+    return _xlogx_table(int(c.max()).bit_length()).take(c, out=out)
+
+
+@functools.cache
+def _xlogx_table(bits: int) -> np.ndarray:
+    """``xlogy(k, k)`` for k = 0 .. 2**bits - 1 (float64)."""
+    k = np.arange(1 << bits, dtype=np.float64)
+    return xlogy(k, k)
+
+
+def entropy_of_terms(n, terms: float) -> float:
+    """Entropy in bits of counts summing to ``n`` whose ``xlogy(c, c)`` sum to ``terms`` (the one formula)."""
+    return float(max(0.0, np.log2(n) - terms / (n * np.log(2))))
 
 
 def entropy(ids: np.ndarray) -> float:
