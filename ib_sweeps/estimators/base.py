@@ -192,6 +192,17 @@ class Estimator(BaseModel):
     def _plane(self, activity: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
         raise NotImplementedError
 
+    def _unit_codes(self, activities: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Integer codes (total units, n) of every unit of 2-D ``activities`` (n, d_l), and the layers' row bounds.
+
+        Implemented by estimators whose layer state is the row of its units' codes and
+        whose planes are :func:`discrete.planes` of those states (the binnings): the
+        planes of many replicas are then computed in one pass
+        (:mod:`ib_sweeps.estimators.replicas`). Each layer's codes must depend on that
+        layer's activity alone. Default: no such form.
+        """
+        raise NotImplementedError(f"{self.method} has no per-unit codes")
+
 
 class JitteredEstimator(Estimator):
     """Base of the kNN-type estimators: ties (e.g. saturated units) are broken by a tiny seeded Gaussian jitter."""
