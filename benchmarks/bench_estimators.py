@@ -10,14 +10,20 @@
    6-layer net (widths 10-7-5-4-3 + softmax 2, 4096 inputs, float32 activity) vs the
    first, per-unit implementation (sort + searchsorted per column, one layer at a
    time). Target >= 3x, the same float bits.
+4. ``replicas``: one measured epoch of a trial array of N = 6, 30, 60 replicas of the
+   ``activations`` sweep's network (12-10-7-5-4-3-2, 4096 inputs, float32; tanh and ReLU
+   replicas alternating), measured by its estimators (binning bin_size 0.07 + adaptive_binning
+   30 quantile bins): replica by replica (``trial.measure`` each, as arrays did) vs together
+   (``estimators.replicas.measure``), side by side; ms per epoch, ratio, load average. Same bits.
 
-Usage: python benchmarks/bench_estimators.py [kde_upper] [ksg] [adaptive_binning]  (default: all)
+Usage: python benchmarks/bench_estimators.py [kde_upper] [ksg] [adaptive_binning] [replicas]  (default: all)
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 
 import numpy as np
 from scipy.special import logsumexp
@@ -76,13 +82,13 @@ def per_unit_adaptive_plane(a, y, n_bins, strategy):
     return h_t, max(0.0, h_t + h_y - discrete.entropy_of_counts(table))
 
 
-def tanh_net_activity(x, widths, rng):
+def tanh_net_activity(x, widths, rng, activation=np.tanh):
     """float32 activity of each layer of a random tanh MLP with a softmax output (no TensorFlow)."""
     layers, h = [], x.astype(np.float32)
     for i, w in enumerate(widths):
         z = h @ (rng.normal(size=(h.shape[1], w)) * 2 / np.sqrt(h.shape[1])).astype(np.float32)
         if i < len(widths) - 1:
-            h = np.tanh(z)
+            h = activation(z)
         else:
             e = np.exp(z - z.max(axis=1, keepdims=True))
             h = e / e.sum(axis=1, keepdims=True)
@@ -143,7 +149,46 @@ def bench_ksg() -> None:
     print(f"  ib_sweeps (cKDTree)                : {t_tree:6.2f} s   ratio {t_brute / t_tree:5.1f}x")
 
 
-BENCHMARKS = {"kde_upper": bench_kde_upper, "ksg": bench_ksg, "adaptive_binning": bench_adaptive_binning}
+def bench_replicas(sizes=(6, 30, 60), rounds=15) -> None:
+    from ib_sweeps.estimators import replicas
+    from ib_sweeps.trial import measure
+
+    cfg = config.validate({})
+    d = data.load(cfg.data, np.random.default_rng(0))
+    ests = [estimators.get("binning", bin_size=0.07), estimators.get("adaptive_binning", n_bins=30)]
+    relu = lambda z: np.maximum(z, 0)  # noqa: E731
+    nets = [
+        tanh_net_activity(d.x_measure, (10, 7, 5, 4, 3, 2), np.random.default_rng(s), (np.tanh, relu)[s % 2])
+        for s in range(max(sizes))
+    ]
+    load0 = os.getloadavg()
+    print(f"replicas, one measured epoch of N replicas: 12-10-7-5-4-3-2 x {len(d.y_measure)} inputs, float32,")
+    print("  tanh and ReLU alternating; binning bin_size 0.07 + adaptive_binning 30 quantile bins; ms per epoch")
+    print(f"  {'N':>3} {'one by one':>11} {'together':>9} {'ratio':>6} {'one by one':>11} {'together':>9} {'ratio':>6}")
+    print(f"  {'':>3} {'(wall)':>11} {'(wall)':>9} {'':>6} {'(CPU)':>11} {'(CPU)':>9}")
+    for n in sizes:
+        jobs = [(ests, layers, d.y_measure) for layers in nets[:n]]
+        for alone, (together, _) in zip([measure(*job) for job in jobs], replicas.measure(jobs), strict=True):
+            assert all(a.tolist() == b.tolist() for a, b in zip(alone, together, strict=True)), "results differ"
+        best = np.full((2, 2), np.inf)  # (one by one, together) x (wall, CPU)
+        for _ in range(rounds):  # alternating, so both see the same machine state
+            for i, fn in enumerate((lambda: [measure(*job) for job in jobs], lambda: replicas.measure(jobs))):  # noqa: B023
+                t, c = time.perf_counter(), time.process_time()
+                fn()
+                best[i] = np.minimum(best[i], (time.perf_counter() - t, time.process_time() - c))
+        (aw, ac), (bw, bc) = best * 1e3
+        print(f"  {n:>3} {aw:>11.1f} {bw:>9.1f} {aw / bw:>5.2f}x {ac:>11.1f} {bc:>9.1f} {ac / bc:>5.2f}x")
+    load1 = os.getloadavg()
+    before, after = ("/".join(f"{x:.2f}" for x in load) for load in (load0, load1))
+    print(f"  identical float bits; best of {rounds} alternating rounds; load (1/5/15 min) {before} -> {after}")
+
+
+BENCHMARKS = {
+    "kde_upper": bench_kde_upper,
+    "ksg": bench_ksg,
+    "adaptive_binning": bench_adaptive_binning,
+    "replicas": bench_replicas,
+}
 
 
 def main(names: list[str]) -> None:
