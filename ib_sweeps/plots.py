@@ -123,7 +123,14 @@ def _figure(width: float, height: float, ncols: int = 1, *, left=0.75, right=0.2
 
 
 def _forget(ax) -> None:
-    """Start ``ax`` afresh for new data: data limits from the frame's own lines only, colour cycle from the start."""
+    """Start ``ax`` afresh for new data: data limits from the frame's own lines only, colour cycle from the start.
+
+    The view is first set to one fixed range (autoscaling stays on): a bound line (``axhline``) enters the
+    data limits through the current view, so after another trace its limit could differ in the last bit,
+    and an axes edge on a half pixel be drawn one pixel off.
+    """
+    ax.set_xlim(1, 10, auto=None)
+    ax.set_ylim(1, 10, auto=None)
     ax.relim()
     ax.set_prop_cycle(None)
 

@@ -64,6 +64,22 @@ def test_a_kept_frame_draws_the_same_pixels_as_a_new_one(tmp_path):
         assert np.array_equal(_pixels(a), _pixels(b)), a.name
 
 
+def test_a_kept_frame_has_the_limits_of_a_new_one_to_the_last_bit(tmp_path):
+    """The bound lines (H(X), H(Y)) enter the data limits through the current view: after another trace a limit
+    differed in its last bit, enough to draw an axes edge on a half pixel one pixel off."""
+    first, second = _trace(seed=1, scale=3.0), _trace(seed=2)
+    plots._frame.cache_clear()
+    plots.save_all(first, tmp_path)
+    plots.save_all(second, tmp_path)  # kde drawn last into the kept frame
+    for kept, new in (
+        (plots._frame(plots._epoch_frame, *plots._epoch_key(second)), plots.information_vs_epoch(second.sorted(), 1)),
+        (plots._frame(plots._curves_frame), plots.learning_curves(second.sorted())),
+    ):
+        new.canvas.draw()
+        limits = [[(ax.get_xlim(), ax.get_ylim()) for ax in fig.axes] for fig in (kept, new)]
+        assert limits[0] == limits[1]
+
+
 def test_a_failed_save_leaves_no_data_in_kept_frames(tmp_path):
     t = _trace()
     alone = plots.save_all(t, tmp_path)
