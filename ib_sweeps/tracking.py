@@ -248,8 +248,14 @@ class RunLogger:
     files: dict = field(default_factory=dict)  # artifact path -> size in bytes
     pending: list = field(default_factory=list)  # RunOperations of asynchronous batches
 
-    def metrics(self, steps: list[tuple[int, dict[str, float]]]) -> None:
-        """Log ``[(step, {key: value})]`` in as few ``log_batch`` calls as possible (asynchronously)."""
+    def metrics(self, steps: list[tuple[int, dict[str, float]]], *, synchronous: bool = False) -> None:
+        """Log ``[(step, {key: value})]`` in as few ``log_batch`` calls as possible (asynchronously by default).
+
+        ``synchronous``: stored before this returns (retried like :meth:`params`). Ending a run stops
+        MLflow's asynchronous queue, shared by every run of the process, which takes up to a second
+        when it is running; the last metrics of a run that ends soon after another are better sent
+        synchronously than started again (:func:`ib_sweeps.trial_array.run_array`).
+        """
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
@@ -258,7 +264,10 @@ class RunLogger:
             self.sent.setdefault(m.key, {})[m.step] = m
         for i in range(0, len(batch), _MAX_METRICS_PER_BATCH):
             chunk = batch[i : i + _MAX_METRICS_PER_BATCH]
-            self.pending.append(self.client.log_batch(self.run_id, metrics=chunk, synchronous=False))
+            if synchronous:
+                retry(lambda chunk=chunk: self.client.log_batch(self.run_id, metrics=chunk), "logging metrics")
+            else:
+                self.pending.append(self.client.log_batch(self.run_id, metrics=chunk, synchronous=False))
 
     def params(self, params: dict[str, str]) -> None:
         from mlflow.entities import Param
