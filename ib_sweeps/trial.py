@@ -174,7 +174,7 @@ def run_tags(cfg: config.TrialConfig) -> dict[str, str]:
     }
 
 
-def _snapshot_capacity(cfg, dataset, plan) -> int:
+def snapshot_capacity(cfg, dataset, plan) -> int:
     """Epochs of weights one gap may need, within the schedule's memory bound."""
     if not plan.needs_snapshots:
         return 0
@@ -198,7 +198,7 @@ def _train_and_measure(cfg, log, progress: bool):
     labels = dataset.y_measure
     h_x, h_y = input_entropies(dataset)
     plan = cfg.schedule.plan(cfg.train.epochs, h_x, h_y)
-    capacity = _snapshot_capacity(cfg, dataset, plan)
+    capacity = snapshot_capacity(cfg, dataset, plan)
     plan.max_gap = capacity + 1 if plan.needs_snapshots else None
     core = train.build_core(
         cfg.model, cfg.train, dataset, int(model_ss.generate_state(1)[0]), snapshot_capacity=capacity

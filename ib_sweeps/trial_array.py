@@ -11,13 +11,13 @@ Lockstep: the replicas share one epoch counter, so the array trains to the
 earliest epoch any replica's schedule asks for next; the replicas that asked
 for it are measured there, the others only log the loss of the epochs passed.
 Fixed schedules give every replica the same epochs; adaptive ``delta``
-schedules without backtracking follow each replica's own measurements (a
-replica measures exactly the epochs it would alone). Schedules that backtrack
-need weight snapshots the array core does not keep, so such trials run alone
-(:func:`unsupported`), as do pooled estimates, CNNs and noisy networks measured by
-``noisy_sp`` (it needs n_cond noisy passes of each input, which the array core
-does not draw); noisy networks measured by other estimators, and quantized
-networks, train in arrays with the noise streams they draw alone.
+schedules follow each replica's own measurements (a replica measures exactly
+the epochs it would alone), and a backtracking one (``delta_exact``) fills a
+replica's gap from the weight snapshots the array keeps (:class:`Snapshots`).
+Pooled estimates, CNNs and noisy networks measured by ``noisy_sp`` (it needs
+n_cond noisy passes of each input, which the array core does not draw) run
+alone (:func:`unsupported`); noisy networks measured by other estimators, and
+quantized networks, train in arrays with the noise streams they draw alone.
 
 Timing metrics: ``time/train_s`` of a replica is the array's training time
 divided by N (its share), ``time/estimate_s`` its own estimation time.
@@ -39,9 +39,11 @@ from ib_sweeps.trial import (
     config_yaml,
     history_steps,
     input_entropies,
+    measure,
     measured_steps,
     run_tags,
     save_artifacts,
+    snapshot_capacity,
     stored_history_epochs,
 )
 
@@ -54,8 +56,6 @@ def unsupported(cfg: config.TrialConfig) -> str | None:
 
     if cfg.pooled is not None:
         return "pooled: pooled estimates need every window epoch's activity; such trials run alone"
-    if cfg.schedule.snapshot_limit_mb() is not None and cfg.schedule.plan(cfg.train.epochs).needs_snapshots:
-        return f"schedule.kind: {cfg.schedule.kind} backtracks over weight snapshots; such trials run alone"
     if cfg.model.noise_std and any(e.uses_noisy_samples for e in cfg.estimators):
         return "estimators: noisy_sp needs n_cond noisy passes of each input, which arrays do not draw; runs alone"
     try:
@@ -98,6 +98,7 @@ class Replica:
     queued: list = field(default_factory=list)  # metric steps not yet sent (:meth:`emit`)
     n_queued: int = 0
     seconds: dict = field(default_factory=lambda: {"train_s": 0.0, "estimate_s": 0.0})
+    capacity: int = 0  # epochs of weight snapshots its schedule may need for one gap, as alone
 
     @property
     def active(self) -> bool:
@@ -125,9 +126,9 @@ class Replica:
             self.trace.grad[first : first + len(rows)] = grad
         return self.steps(first, rows)
 
-    def record(self, epoch: int, ixt, iyt, steps) -> None:
+    def record(self, epoch: int, ixt, iyt, steps, reason: str = "scheduled") -> None:
         """Log one measured epoch with the history ``steps`` before it (as :func:`ib_sweeps.trial.run_trial`)."""
-        self.emit(measured_steps(self.trace, epoch, ixt, iyt, "scheduled", steps, self.logged))
+        self.emit(measured_steps(self.trace, epoch, ixt, iyt, reason, steps, self.logged))
 
     def emit(self, steps: list) -> None:
         """Queue ``[(step, {key: value})]`` for the store, sent in batches of about :data:`FLUSH_METRICS` values.
@@ -176,7 +177,7 @@ class Replica:
 
         self.flush(synchronous=True)
         save_artifacts(self.trace, self.log, plots)
-        self.seconds["backtrack_wait_s"] = 0.0  # arrays run no backtracking schedules (the key is logged as alone)
+        self.seconds["backtrack_wait_s"] = 0.0  # gaps are filled as they open, in the estimation step: no wait
         self.seconds["total_s"] = total_s
         times = {records.time_key(k): v for k, v in self.seconds.items()}
         self.log.metrics([(int(self.cfg.train.epochs), times)], synchronous=True)
@@ -195,10 +196,13 @@ def _replica(index: int, cfg: config.TrialConfig, opts: tracking.RunOptions) -> 
     dataset = data.load(cfg.data, np.random.default_rng(data_ss))
     h_x, h_y = input_entropies(dataset)
     plan = cfg.schedule.plan(cfg.train.epochs, h_x, h_y)
+    capacity = snapshot_capacity(cfg, dataset, plan)
+    plan.max_gap = capacity + 1 if plan.needs_snapshots else None
     history = np.full((cfg.train.epochs + 1, len(records.HISTORY)), np.nan)
     trace = Trace([e.key for e in cfg.estimators], [], list(records.HISTORY), h_x, h_y, history)
     seed = int(model_ss.generate_state(1)[0])
-    return Replica(index, cfg, opts, dataset, seed, plan, trace, stored_history_epochs(cfg.train.epochs))
+    kept = stored_history_epochs(cfg.train.epochs)
+    return Replica(index, cfg, opts, dataset, seed, plan, trace, kept, capacity=capacity)
 
 
 def run_array(cfgs: list[config.TrialConfig], opts: list[tracking.RunOptions]) -> list:
@@ -219,8 +223,9 @@ def run_array(cfgs: list[config.TrialConfig], opts: list[tracking.RunOptions]) -
     try:
         t0 = time.perf_counter()
         core = build_array_core(
-            [r.cfg.model for r in reps], [r.cfg.train for r in reps], [r.dataset for r in reps], [r.seed for r in reps]
-        )
+            [r.cfg.model for r in reps], [r.cfg.train for r in reps], [r.dataset for r in reps], [r.seed for r in reps],
+            snapshot_capacity=max(r.capacity for r in reps),
+        )  # fmt: skip
         build_s = time.perf_counter() - t0
         for r in reps:
             r.trace.layers = list(core.layer_names)
@@ -285,12 +290,14 @@ def _train(core, reps: list[Replica], build_s: float) -> None:
     ahead = all(isinstance(r.plan, FixedPlan) for r in reps)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="estimate") if ahead else None
     inflight = None
+    snaps = Snapshots(core)
     try:
         while active := [r for r in reps if r.active]:
             target = min(r.pending for r in active)
             first = core.epoch + 1 if target > 0 else 0
             t0 = time.perf_counter()
             results = core.advance(target)
+            snaps.keep(first)
             grads = core.gradient_stats(first, target + 1) if core.grad_norms is not None else None
             share = (time.perf_counter() - t0 + build_s) / len(reps)
             build_s = 0.0
@@ -313,7 +320,11 @@ def _train(core, reps: list[Replica], build_s: float) -> None:
                 jobs.append((r, activities, steps))
                 if ahead:  # a fixed plan names its next epoch without the measurement
                     r.pending = r.plan.next()
-            inflight = pool.submit(_measure, jobs, target, ahead) if pool else _measure(jobs, target, ahead)
+            if pool is not None:  # fixed plans: nothing backtracks
+                inflight = pool.submit(_measure, jobs, target, ahead)
+            else:
+                _measure(jobs, target, ahead, snaps)
+                snaps.forget([r for r in reps if r.active])
         if pool is not None and inflight is not None:
             inflight.result()
     finally:
@@ -321,11 +332,64 @@ def _train(core, reps: list[Replica], build_s: float) -> None:
             pool.shutdown(wait=True)
 
 
-def _measure(jobs, epoch: int, ahead: bool) -> None:
+class Snapshots:
+    """The array's weights after each trained epoch a replica's open gap may still need (backtracking schedules).
+
+    A replica measured at epoch b whose plan finds the gap from its previous
+    measurement a too wide fills it as alone (:func:`ib_sweeps.schedules.backtrack`),
+    measuring epochs between a and b from these weights
+    (:meth:`~ib_sweeps.train.array.ArrayCore.activity_from`); the stretches the
+    array trained in lockstep since a may be several, so the weights are kept
+    across :meth:`~ib_sweeps.train.array.ArrayCore.advance` calls until no
+    replica's gap can reach them.
+    """
+
+    def __init__(self, core):
+        self.core, self.by_epoch, self._acts = core, {}, {}
+
+    def keep(self, first: int) -> None:
+        """Keep the last advance's weights (its epochs from ``first``)."""
+        if self.core.snapshots is not None:
+            self.by_epoch.update({first + i: w for i, w in enumerate(self.core.snapshots)})
+
+    def activity(self, replica: int, epoch: int) -> list:
+        """Replica ``replica``'s activity per layer at a kept ``epoch`` (every replica's is computed once)."""
+        if epoch not in self._acts:
+            self._acts = {epoch: self.core.activity_from(self.by_epoch[epoch], epoch)}
+        return [a[replica] for a in self._acts[epoch]]
+
+    def forget(self, active: list) -> None:
+        """Drop weights no open gap can need: epochs up to the earliest last measurement of ``active`` replicas."""
+        lasts = [r.plan.last for r in active if r.plan.needs_snapshots and r.plan.last is not None]
+        low = min(lasts) if lasts else max(self.by_epoch, default=0)
+        self.by_epoch = {e: w for e, w in self.by_epoch.items() if e > low}
+        self._acts = {}
+
+
+def _backtrack(r: Replica, gap, snaps: Snapshots) -> None:
+    """Fill replica r's ``gap`` as the trial alone does, from the kept weights; record the epochs as backtracked."""
+    from ib_sweeps.schedules import backtrack
+
+    primary, found = r.cfg.primary_estimator(), []
+
+    def measure_epoch(epoch):
+        t0 = time.perf_counter()
+        ixt, iyt = measure(r.cfg.estimators, snaps.activity(r.index, epoch), r.dataset.y_measure)
+        r.seconds["estimate_s"] += time.perf_counter() - t0
+        found.append((epoch, ixt, iyt))
+        return np.stack([ixt[primary], iyt[primary]])
+
+    backtrack(gap, measure_epoch, r.plan.close, r.plan.budget)
+    for epoch, ixt, iyt in found:
+        r.record(epoch, ixt, iyt, [], "backtracked")
+
+
+def _measure(jobs, epoch: int, ahead: bool, snaps: Snapshots | None = None) -> None:
     """Estimate and record ``epoch`` for each (replica, activities, history steps); a failure fails that replica.
 
     The replicas are estimated together (:func:`ib_sweeps.estimators.replicas.measure`: the binnings in one
     pass, each replica's numbers bit-identical to its estimation alone); ``estimate_s`` gets each replica's share.
+    A gap a replica's plan opens is filled here, from ``snaps`` (:func:`_backtrack`).
     """
     from ib_sweeps.estimators import replicas
 
@@ -338,7 +402,9 @@ def _measure(jobs, epoch: int, ahead: bool) -> None:
             ixt, iyt = planes
             r.record(epoch, ixt, iyt, steps)
             primary = r.cfg.primary_estimator()
-            r.plan.observe(epoch, np.stack([ixt[primary], iyt[primary]]))
+            gap = r.plan.observe(epoch, np.stack([ixt[primary], iyt[primary]]))
+            if gap is not None:
+                _backtrack(r, gap, snaps)
             if not ahead:
                 r.pending = r.plan.next()
         except Exception as err:
