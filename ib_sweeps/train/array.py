@@ -1,4 +1,4 @@
-"""Trial arrays (groundwork, not wired into sweeps): N MLP replicas trained as one compiled program.
+"""Trial arrays: N MLP replicas trained as one compiled program (used by :mod:`ib_sweeps.trial_array`).
 
 Every weight carries a leading replica axis (kernel (N, fan_in, width), bias
 (N, width)); a minibatch is (N, batch, features), one slice per replica, and
@@ -24,9 +24,13 @@ vector; the replicas step in lockstep, so one iteration counter serves all.
 Gradient statistics (``train.gradient_stats``) are kept per replica
 (:meth:`ArrayCore.gradient_stats`), and so are noisy and quantized
 replicas' hidden outputs (:mod:`~ib_sweeps.train.array_net`: replica r's
-noise is the core alone's, bit for bit). Not covered yet: CNNs, Adadelta,
-noisy_sp's ``noisy_samples``. Weight snapshots (backtracking schedules) are
-kept per replica, and :meth:`ArrayCore.activity_from` measures from them.
+noise is the core alone's, bit for bit). noisy_sp's n_cond noisy passes of
+each measured input (:meth:`ArrayCore.noisy_samples`) are the core alone's
+for the same weights: the hidden layers' bit for bit (computed rows-major,
+where a batched matmul rounds as the single one), the softmax output to
+float rounding. Not covered yet: CNNs, Adadelta. Weight snapshots
+(backtracking schedules) are kept per replica, and
+:meth:`ArrayCore.activity_from` and :meth:`ArrayCore.noisy_samples` measure from them.
 Replicas are independent in the graph (the summed loss gives each replica its
 own gradient; batched ops keep slices apart), so a replica whose loss turns
 non-finite is reported as :class:`~ib_sweeps.train.TrainingDiverged` in its
@@ -40,12 +44,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ib_sweeps.train.array_net import ArrayNet, build_array_net, draw_noise, forward, xent
+from ib_sweeps.train.array_net import ArrayNet, build_array_net, draw_noise, forward, noiseless_outputs, xent
 from ib_sweeps.train.array_optimizer import ArrayOptimizer
 from ib_sweeps.train.array_orders import array_orders
 from ib_sweeps.train.core import TrainingDiverged
 from ib_sweeps.train.network import split_seed
-from ib_sweeps.train.noise import EVAL_TEST_NOISE, EVAL_TRAIN_NOISE, MEASURE_NOISE, TRAIN_NOISE
+from ib_sweeps.train.noise import EVAL_TEST_NOISE, EVAL_TRAIN_NOISE, MEASURE_NOISE, SAMPLE_NOISE, TRAIN_NOISE
 
 __all__ = ["ArrayCore", "build_array_core", "check_array"]
 
@@ -59,18 +63,11 @@ def _as_list(value, n: int) -> list:
     return list(value) if isinstance(value, list | tuple) else [value] * n
 
 
-def check_array(model_cfgs, train_cfgs, *, noise: bool = False) -> None:
-    """ValueError naming the field unless the configs can train as one array (see the module docstring).
-
-    ``noise``: accept noisy and quantized MLPs. The core trains them, but a trial
-    array does not use them yet (noisy_sp needs ``noisy_samples``), so by default
-    they are refused, as trials that run alone.
-    """
+def check_array(model_cfgs, train_cfgs) -> None:
+    """ValueError naming the field unless the configs can train as one array (see the module docstring)."""
     model, train = model_cfgs[0], train_cfgs[0]
     if model.kind != "mlp":
         raise ValueError(f"trial arrays train MLPs only; got model.kind {model.kind!r}")
-    if not noise and (model.noise_std or model.quantize_levels is not None):
-        raise ValueError("trial arrays: noise_std and quantize_levels not supported by trials yet (no noisy_samples)")
     if train.optimizer not in OPTIMIZERS:
         raise ValueError(f"trial arrays: optimizer {train.optimizer!r} not supported; allowed: {', '.join(OPTIMIZERS)}")
     for cfgs, free in ((model_cfgs, PER_REPLICA_MODEL), (train_cfgs, PER_REPLICA_TRAIN)):
@@ -191,6 +188,9 @@ class ArrayCore:
     activity_at: object = None  # tf.function: (flat weights (N, n_params), epoch) -> per layer activity
     snapshot_capacity: int = 0  # most epochs one advance() keeps the weights of
     snapshots: np.ndarray | None = None  # (k, N, n_params): weights after each epoch of the last advance()
+    # Noisy replicas (model.noise_std): tf.function (flat (N, n_params), epoch, n_cond) -> per layer
+    # (N, n_measure, n_cond, width); None otherwise.
+    samples_at: object = None
 
     def __post_init__(self):
         self.failed: dict[int, TrainingDiverged] = {}
@@ -198,6 +198,11 @@ class ArrayCore:
     @property
     def n(self) -> int:
         return self.net.n
+
+    @property
+    def noisy(self) -> bool:
+        """Whether every hidden layer adds Gaussian noise (model.noise_std > 0, shared by the replicas)."""
+        return self.samples_at is not None
 
     def weights(self) -> np.ndarray:
         """Each replica's flat weights (N, n_params) float32, in the single core's ``weights()`` order."""
@@ -232,6 +237,30 @@ class ArrayCore:
 
         flat = tf.constant(flat_weights, tf.float32)
         return [a.numpy() for a in self.activity_at(flat, tf.constant(epoch, tf.int32))]
+
+    def noisy_samples(self, epoch: int, n_cond: int, flat_weights: np.ndarray | None = None) -> list[np.ndarray]:
+        """Noisy replicas' noiseless layer outputs S_l over ``n_cond`` noisy passes of each measured input.
+
+        One float32 array (N, n_measure, n_cond, width) per layer (the softmax for
+        the output); ``[r]`` is :meth:`TrainingCore.noisy_samples` of replica r
+        alone: its noise keys (its seed, the samples' stream, ``epoch``), one draw
+        for all passes, S_l taken before layer l's own noise, and rows-major
+        matmuls that round as the core alone's
+        (:func:`~ib_sweeps.train.array_net.noiseless_outputs`). For the same
+        weights the hidden layers are bit-identical, the softmax output equal
+        to float rounding (up to 2 ulp; tests/test_array_core.py, CPU with XLA).
+        Weights: ``flat_weights`` (N, n_params) from ``epoch`` (a row of
+        :attr:`snapshots`), else the live ones (at ``epoch``). Stateless.
+        """
+        import tensorflow as tf
+
+        if not self.noisy:
+            raise ValueError("noisy samples need a noisy network (model.noise_std > 0)")
+        if flat_weights is None and epoch != self.epoch:
+            raise ValueError(f"the live network is at epoch {self.epoch}, not {epoch}; pass that epoch's weights")
+        flat = self.weights() if flat_weights is None else flat_weights
+        out = self.samples_at(tf.constant(flat, tf.float32), tf.constant(epoch, tf.int32), int(n_cond))
+        return [a.numpy() for a in out]
 
     def advance(self, to_epoch: int) -> list:
         """Train all replicas through epochs ``epoch+1 .. to_epoch``; one result per replica.
@@ -281,7 +310,7 @@ def build_array_core(model_cfgs, train_cfgs, datasets, seeds, snapshot_capacity:
 
     n = len(seeds)
     model_cfgs, train_cfgs, datasets = (_as_list(v, n) for v in (model_cfgs, train_cfgs, datasets))
-    check_array(model_cfgs, train_cfgs, noise=True)
+    check_array(model_cfgs, train_cfgs)
     init_seeds, order_seeds = zip(*(split_seed(s) for s in seeds), strict=True)
     d0, train = datasets[0], train_cfgs[0]
     net = build_array_net(model_cfgs, d0, init_seeds, seeds)
@@ -348,16 +377,30 @@ def build_array_core(model_cfgs, train_cfgs, datasets, seeds, snapshot_capacity:
                 i += 1
         return measured(net, epoch), snaps
 
-    @tf.function(jit_compile=True, reduce_retracing=True)
-    def activity_at(flat, at_epoch):
+    def with_weights(flat):  # the net with flat weights (N, n_params) in place of the live variables
         sizes = [int(np.prod(v.shape[1:])) for v in net.variables]
         parts = [tf.reshape(p, v.shape) for p, v in zip(tf.split(flat, sizes, axis=1), net.variables, strict=True)]
-        return measured(dataclasses.replace(net, kernels=parts[0::2], biases=parts[1::2]), at_epoch)
+        return dataclasses.replace(net, kernels=parts[0::2], biases=parts[1::2])
+
+    @tf.function(jit_compile=True, reduce_retracing=True)
+    def activity_at(flat, at_epoch):
+        return measured(with_weights(flat), at_epoch)
+
+    n_measure = int(x_measure.shape[-2])
+
+    @tf.function(jit_compile=True, reduce_retracing=True)
+    def samples_at(flat, at_epoch, n_cond):  # n_cond: a Python int, one trace per value
+        # Row i * n_cond + k: pass k of input i, as the core alone (forward.measurement) repeats and draws them.
+        x = tf.repeat(x_measure, n_cond, axis=-2)
+        on_net = with_weights(flat)
+        noise = draw_noise(on_net, SAMPLE_NOISE, at_epoch, rows=n_measure * n_cond, feature_major=False)
+        outs = noiseless_outputs(on_net, x, noise)
+        return [tf.reshape(a, [n, n_measure, n_cond, a.shape[-1]]) for a in [*outs[:-1], tf.nn.softmax(outs[-1])]]
 
     orders_at = tf.function(batches.orders, jit_compile=True)
     # The single core's Keras layer names (models/mlp.py).
     names = [f"layer_{i + 1}" for i in range(len(net.kernels))]
     return ArrayCore(
         run, orders_at, history, net, names, None if grads is None else grads.norms,
-        activity_at=activity_at, snapshot_capacity=snapshot_capacity,
+        activity_at=activity_at, snapshot_capacity=snapshot_capacity, samples_at=samples_at if net.noisy else None,
     )  # fmt: skip

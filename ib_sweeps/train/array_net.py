@@ -63,19 +63,21 @@ def build_array_net(model_cfgs, data, init_seeds, seeds) -> ArrayNet:
     return ArrayNet(kernels, biases, acts, cfg.quantize_levels, cfg.noise_std or 0.0, noise)
 
 
-def draw_noise(net: ArrayNet, stream: int, epoch, *path, rows: int):
+def draw_noise(net: ArrayNet, stream: int, epoch, *path, rows: int, feature_major: bool = True):
     """Standard normal noise (N, hidden units, rows) of one pass, replica r's as the core alone draws it; None
-    for a noiseless net. Feature-major (transposed), as :func:`forward` computes."""
+    for a noiseless net. Feature-major (transposed), as :func:`forward` computes; else (N, rows, hidden units)."""
     import tensorflow as tf
 
     if not net.noisy:
         return None
     units = sum(int(k.shape[-1]) for k in net.kernels[:-1])
-    draws = [
-        tf.random.stateless_normal([rows, units], noise_key(s, stream, epoch, *path), alg="philox")
-        for s in net.noise_seeds
-    ]
-    return tf.transpose(tf.stack(draws), [0, 2, 1])
+    draws = tf.stack(
+        [
+            tf.random.stateless_normal([rows, units], noise_key(s, stream, epoch, *path), alg="philox")
+            for s in net.noise_seeds
+        ]
+    )
+    return tf.transpose(draws, [0, 2, 1]) if feature_major else draws
 
 
 def activate(names: list[str], h, levels: int | None = None):
@@ -132,3 +134,28 @@ def xent(net: ArrayNet, x, y, noise=None):
     logits = forward(net, x, noise)[-1]
     y = tf.broadcast_to(y, tf.shape(logits)[:2])
     return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits), axis=1), logits
+
+
+def noiseless_outputs(net: ArrayNet, x, noise):
+    """noisy_sp's S_l: every layer's output (N, rows, width) before its own noise, logits last; the next layer
+    takes it with the noise. x: (N, rows, features) or (rows, features); ``noise`` (N, rows, hidden units):
+    :func:`draw_noise`, not feature-major.
+
+    Rows-major, as the single core's Dense layers compute (x @ kernel + bias), so each replica's batched matmul
+    rounds as its matmul alone: replica r's hidden outputs are the core alone's bit for bit, its logits (and
+    softmax) to float rounding, a few ulp (measured on CPU with XLA: tests/test_array_core.py);
+    :func:`forward`'s faster feature-major matmuls round every layer differently (about 1 ulp).
+    """
+    import tensorflow as tf
+
+    outs, h, cut = [], x, 0
+    last = len(net.kernels) - 1
+    for i, (kernel, bias, names) in enumerate(zip(net.kernels, net.biases, net.acts, strict=True)):
+        z = tf.einsum("bi,nio->nbo", h, kernel) if len(h.shape) == 2 else tf.matmul(h, kernel)
+        h = s = activate(names, z + bias[:, None, :], net.levels if i < last else None)
+        if i < last:
+            width = int(kernel.shape[-1])
+            h = s + net.noise_std * noise[:, :, cut : cut + width]
+            cut += width
+        outs.append(s)
+    return outs
