@@ -14,10 +14,11 @@ Fixed schedules give every replica the same epochs; adaptive ``delta``
 schedules follow each replica's own measurements (a replica measures exactly
 the epochs it would alone), and a backtracking one (``delta_exact``) fills a
 replica's gap from the weight snapshots the array keeps (:class:`Snapshots`).
-Pooled estimates, CNNs and noisy networks measured by ``noisy_sp`` (it needs
-n_cond noisy passes of each input, which the array core does not draw) run
-alone (:func:`unsupported`); noisy networks measured by other estimators, and
-quantized networks, train in arrays with the noise streams they draw alone.
+Pooled estimates and CNNs run alone (:func:`unsupported`). Noisy and
+quantized networks train in arrays with the noise streams they draw alone;
+``noisy_sp`` measures a noisy replica from the n_cond noisy passes of each
+input the array core draws for it (:class:`NoisySamples`: for the same
+weights, the core alone's samples, bit for bit but for the softmax output's rounding).
 
 Timing metrics: ``time/train_s`` of a replica is the array's training time
 divided by N (its share), ``time/estimate_s`` its own estimation time.
@@ -56,10 +57,8 @@ def unsupported(cfg: config.TrialConfig) -> str | None:
 
     if cfg.pooled is not None:
         return "pooled: pooled estimates need every window epoch's activity; such trials run alone"
-    if cfg.model.noise_std and any(e.uses_noisy_samples for e in cfg.estimators):
-        return "estimators: noisy_sp needs n_cond noisy passes of each input, which arrays do not draw; runs alone"
     try:
-        check_array([cfg.model], [cfg.train], noise=True)
+        check_array([cfg.model], [cfg.train])
     except ValueError as err:
         return str(err)
     return None
@@ -320,16 +319,40 @@ def _train(core, reps: list[Replica], build_s: float) -> None:
                 jobs.append((r, activities, steps))
                 if ahead:  # a fixed plan names its next epoch without the measurement
                     r.pending = r.plan.next()
+            samples = NoisySamples(core, target, core.weights()) if core.noisy and jobs else None
             if pool is not None:  # fixed plans: nothing backtracks
-                inflight = pool.submit(_measure, jobs, target, ahead)
+                inflight = pool.submit(_measure, jobs, target, ahead, None, samples)
             else:
-                _measure(jobs, target, ahead, snaps)
+                _measure(jobs, target, ahead, snaps, samples)
                 snaps.forget([r for r in reps if r.active])
         if pool is not None and inflight is not None:
             inflight.result()
     finally:
         if pool is not None:
             pool.shutdown(wait=True)
+
+
+class NoisySamples:
+    """A noisy array's noisy_sp samples at one epoch, from its weights then (N, n_params): what a trial alone's
+    ``samples_of`` gives, replica by replica (:meth:`~ib_sweeps.train.array.ArrayCore.noisy_samples`).
+
+    Every replica's are drawn in one pass per n_cond, when the first replica asks. The weights are a copy,
+    so this may be used in the estimation thread while the array trains on.
+    """
+
+    def __init__(self, core, epoch: int, flat: np.ndarray):
+        self.core, self.epoch, self.flat, self._drawn = core, epoch, flat, {}
+
+    def of(self, replica: int):
+        """``n_cond -> per layer (n_measure, n_cond, width)`` of ``replica``, as :func:`ib_sweeps.trial.measure`
+        takes it."""
+
+        def samples(n_cond: int) -> list:
+            if n_cond not in self._drawn:
+                self._drawn[n_cond] = self.core.noisy_samples(self.epoch, n_cond, self.flat)
+            return [a[replica] for a in self._drawn[n_cond]]
+
+        return samples
 
 
 class Snapshots:
@@ -345,7 +368,7 @@ class Snapshots:
     """
 
     def __init__(self, core):
-        self.core, self.by_epoch, self._acts = core, {}, {}
+        self.core, self.by_epoch, self._acts, self._samples = core, {}, {}, {}
 
     def keep(self, first: int) -> None:
         """Keep the last advance's weights (its epochs from ``first``)."""
@@ -358,12 +381,20 @@ class Snapshots:
             self._acts = {epoch: self.core.activity_from(self.by_epoch[epoch], epoch)}
         return [a[replica] for a in self._acts[epoch]]
 
+    def samples(self, replica: int, epoch: int):
+        """A noisy array's replica's noisy_sp samples at a kept ``epoch`` (:class:`NoisySamples`); None if noiseless."""
+        if not self.core.noisy:
+            return None
+        if epoch not in self._samples:
+            self._samples = {epoch: NoisySamples(self.core, epoch, self.by_epoch[epoch])}
+        return self._samples[epoch].of(replica)
+
     def forget(self, active: list) -> None:
         """Drop weights no open gap can need: epochs up to the earliest last measurement of ``active`` replicas."""
         lasts = [r.plan.last for r in active if r.plan.needs_snapshots and r.plan.last is not None]
         low = min(lasts) if lasts else max(self.by_epoch, default=0)
         self.by_epoch = {e: w for e, w in self.by_epoch.items() if e > low}
-        self._acts = {}
+        self._acts, self._samples = {}, {}
 
 
 def _backtrack(r: Replica, gap, snaps: Snapshots) -> None:
@@ -374,7 +405,8 @@ def _backtrack(r: Replica, gap, snaps: Snapshots) -> None:
 
     def measure_epoch(epoch):
         t0 = time.perf_counter()
-        ixt, iyt = measure(r.cfg.estimators, snaps.activity(r.index, epoch), r.dataset.y_measure)
+        samples = snaps.samples(r.index, epoch)
+        ixt, iyt = measure(r.cfg.estimators, snaps.activity(r.index, epoch), r.dataset.y_measure, samples)
         r.seconds["estimate_s"] += time.perf_counter() - t0
         found.append((epoch, ixt, iyt))
         return np.stack([ixt[primary], iyt[primary]])
@@ -384,16 +416,22 @@ def _backtrack(r: Replica, gap, snaps: Snapshots) -> None:
         r.record(epoch, ixt, iyt, [], "backtracked")
 
 
-def _measure(jobs, epoch: int, ahead: bool, snaps: Snapshots | None = None) -> None:
+def _measure(jobs, epoch: int, ahead: bool, snaps: Snapshots | None = None, samples: NoisySamples | None = None):
     """Estimate and record ``epoch`` for each (replica, activities, history steps); a failure fails that replica.
 
     The replicas are estimated together (:func:`ib_sweeps.estimators.replicas.measure`: the binnings in one
     pass, each replica's numbers bit-identical to its estimation alone); ``estimate_s`` gets each replica's share.
-    A gap a replica's plan opens is filled here, from ``snaps`` (:func:`_backtrack`).
+    ``samples``: a noisy array's noisy_sp samples at ``epoch`` (None: noiseless). A gap a replica's plan opens
+    is filled here, from ``snaps`` (:func:`_backtrack`).
     """
     from ib_sweeps.estimators import replicas
 
-    estimates = replicas.measure([(r.cfg.estimators, activities, r.dataset.y_measure) for r, activities, _ in jobs])
+    estimates = replicas.measure(
+        [
+            (r.cfg.estimators, activities, r.dataset.y_measure, None if samples is None else samples.of(r.index))
+            for r, activities, _ in jobs
+        ]
+    )
     for (r, _, steps), (planes, seconds) in zip(jobs, estimates, strict=True):
         try:
             r.seconds["estimate_s"] += seconds

@@ -6,7 +6,8 @@ raises. Estimators with per-unit codes (``_unit_codes``: the binnings) bin the
 layers of up to :data:`MAX_VALUES` activity values of the replicas sharing an
 estimator config (its label aside), layer shapes and dtypes in one pass, and
 count their states for all of them at once (:mod:`discrete_batch`); other
-estimators, activity that fails validation, and a pass that raises are
+estimators (``noisy_sp`` of a noisy replica measures its own samples, as
+alone), activity that fails validation, and a pass that raises are
 estimated replica by replica, so a failure stays the failing replica's own.
 """
 
@@ -31,21 +32,26 @@ def batches(est: Estimator) -> bool:
 
 
 def measure(jobs) -> list[tuple[object, float]]:
-    """Per job ``(estimators, activities, labels)`` of one replica: ``((ixt, iyt), seconds)`` or ``(error, seconds)``.
+    """Per job ``(estimators, activities, labels[, samples])`` of one replica, the arguments of
+    :func:`ib_sweeps.trial.measure`: ``((ixt, iyt), seconds)`` or ``(error, seconds)``.
 
     ``activities``: the replica's layers, each (n_inputs, width); ``labels``: int
-    (n_inputs,). ``ixt``, ``iyt``: (n_estimators, n_layers) in bits, as
-    :func:`ib_sweeps.trial.measure`. ``seconds``: the replica's estimation time
-    (its own calls, plus its share of each pass it was in).
+    (n_inputs,); ``samples``: a noisy replica's ``n_cond -> [per layer (n_inputs,
+    n_cond, ...)]`` (None or absent: none), which estimators that use noisy
+    samples (``noisy_sp``) measure instead. ``ixt``, ``iyt``: (n_estimators,
+    n_layers) in bits, as :func:`ib_sweeps.trial.measure`. ``seconds``: the
+    replica's estimation time (its own calls, plus its share of each pass it was in).
     """
-    values = [[None] * len(ests) for ests, _, _ in jobs]  # per job and estimator: (n_layers, 2) or an error
+    values = [[None] * len(job[0]) for job in jobs]  # per job and estimator: (n_layers, 2) or an error
     seconds = np.zeros(len(jobs))
     groups: dict[tuple, list[tuple[int, int]]] = {}
-    jobs = [(ests, [np.asarray(a) for a in activities], labels) for ests, activities, labels in jobs]
-    for j, (ests, activities, labels) in enumerate(jobs):
+    jobs = [(job[0], [np.asarray(a) for a in job[1]], job[2], job[3] if len(job) > 3 else None) for job in jobs]
+    for j, (ests, activities, labels, samples) in enumerate(jobs):
         valid = _valid(activities, labels)
         for e, est in enumerate(ests):
-            if valid and batches(est):
+            if samples is not None and est.uses_noisy_samples:
+                seconds[j] += _alone(est, activities, labels, values[j], e, samples)
+            elif valid and batches(est):
                 key = (est.model_copy(update={"label": None}), *((a.shape, a.dtype) for a in activities))
                 groups.setdefault(key, []).append((j, e))
             else:
@@ -93,11 +99,15 @@ def _valid(activities, labels) -> bool:
     return len(activities) > 0
 
 
-def _alone(est: Estimator, activities, labels, out: list, e: int) -> float:
-    """``out[e]`` = ``est``'s planes of one replica, or the error it raises; the seconds it took."""
+def _alone(est: Estimator, activities, labels, out: list, e: int, samples=None) -> float:
+    """``out[e]`` = ``est``'s planes of one replica (from ``samples``, when given: :func:`ib_sweeps.trial.measure`),
+    or the error it raises; the seconds it took."""
     t0 = time.perf_counter()
     try:
-        out[e] = est.information_planes(activities, labels)
+        if samples is not None:
+            out[e] = est.network_planes(samples(est.n_cond), labels)
+        else:
+            out[e] = est.information_planes(activities, labels)
     except Exception as err:
         out[e] = err
     return time.perf_counter() - t0
