@@ -24,7 +24,10 @@ BAD = [
     ({"model": {"hidden": [10, 0, 3]}}, "model.hidden[1]: Input should be greater than 0; got 0"),
     ({"model": {"init": "he"}}, "model.init: Input should be 'truncated_normal' or 'keras_default'; got 'he'"),
     ({"model": {"depth": 3}}, "model: unknown key 'depth'; allowed keys: hidden, activation, init, init_std"),
-    ({"data": {"name": "cifar"}}, "data.name: unknown data set 'cifar'; allowed: tishby12, digits, single_neuron, mnist"),
+    (
+        {"data": {"name": "cifar"}},
+        "data.name: unknown data set 'cifar'; allowed: tishby12, digits, single_neuron, mnist",
+    ),
     ({"data": {"train_fraction": 1.0}}, "data.train_fraction: Input should be less than 1; got 1.0"),
     ({"data": {"split": "random"}}, "data.split: Input should be 'shuffled' or 'reference'; got 'random'"),
     ({"data": {"measure_on": "val"}}, "data.measure_on: Input should be 'all', 'train' or 'test'; got 'val'"),

@@ -235,7 +235,10 @@ BAD = [
     ({"random_labels": 1.5}, "data.random_labels: Input should be less than or equal to 1; got 1.5"),
     ({"random_labels": True}, "data.random_labels: Input should be a valid number; got True"),
     ({"measure_size": 1}, "data.measure_size: Input should be greater than or equal to 2; got 1"),
-    ({"name": "cifar10"}, "data.name: unknown data set 'cifar10'; allowed: tishby12, digits, single_neuron, mnist, fashion_mnist"),
+    (
+        {"name": "cifar10"},
+        "data.name: unknown data set 'cifar10'; allowed: tishby12, digits, single_neuron, mnist, fashion_mnist",
+    ),
     ({"name": "mnist", "path": 3}, "data.path: Input should be a valid string; got 3"),
 ]
 
