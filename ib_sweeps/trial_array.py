@@ -319,7 +319,8 @@ def _train(core, reps: list[Replica], build_s: float) -> None:
                 jobs.append((r, activities, steps))
                 if ahead:  # a fixed plan names its next epoch without the measurement
                     r.pending = r.plan.next()
-            samples = NoisySamples(core, target, core.weights()) if core.noisy and jobs else None
+            sampled = core.noisy and any(e.uses_noisy_samples for r, _, _ in jobs for e in r.cfg.estimators)
+            samples = NoisySamples(core, target, core.weights()) if sampled else None  # the weights copied only then
             if pool is not None:  # fixed plans: nothing backtracks
                 inflight = pool.submit(_measure, jobs, target, ahead, None, samples)
             else:
