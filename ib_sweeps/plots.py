@@ -77,10 +77,39 @@ def spread_labels(ax, points, names, gap: float = LABEL_GAP) -> list:
                 ha="right" if right else "left",
                 va="center",
                 fontsize=8,
-                arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.6},
+                arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.6, "connectionstyle": _leader},
             )
         )
     return texts
+
+
+def _leader(posA, posB, shrinkA=0.0, shrinkB=0.0, patchA=None, patchB=None):
+    """A straight leader line, as matplotlib's ``arc3`` connection draws it, cut by arithmetic instead of bisection.
+
+    Display coordinates. Starts where the line from ``posA`` (the label's
+    centre) leaves ``patchA`` (the padded box of the label), unless ``posB``
+    is inside it; then shortened by ``shrinkA`` and ``shrinkB`` pixels at its
+    ends. ``arc3`` found these cuts by bisection in Python, 3 ms a label.
+    ``patchB`` (never set by ``annotate``) is not used.
+    """
+    from matplotlib.path import Path
+
+    a, b = np.asarray(posA, float), np.asarray(posB, float)
+    d = b - a
+    length = float(np.hypot(*d))
+    if length == 0:
+        return Path([a, b])
+    start = 0.0
+    if patchA is not None:
+        box = patchA.get_window_extent()
+        if box.contains(*a) and not box.contains(*b):
+            edges = ((box.x0, box.x1), (box.y0, box.y1))
+            start = min((edge - a[i]) / d[i] for i in (0, 1) if d[i] for edge in edges[i] if (edge - a[i]) / d[i] > 0)
+    # Each cut as arc3's: only where the rest of the line leaves the circle (else its bisection fails: no cut).
+    if (1 - start) * length > shrinkA:
+        start += shrinkA / length
+    stop = 1 - shrinkB / length if (1 - start) * length > shrinkB else 1.0
+    return Path([a + start * d, a + stop * d])
 
 
 @functools.cache

@@ -193,3 +193,16 @@ def test_log_binned_columns_equal_the_per_series_loop(n):
         want = _log_binned_reference(epochs, v[:, k])
         got = np.array([x[ok], mean[ok, k], lo[ok, k], hi[ok, k]])
         np.testing.assert_allclose(got, want, rtol=1e-5)  # float32 values, float64 statistics
+
+
+@pytest.mark.parametrize("end", [(300.0, 40.0), (130.0, 260.0), (-50.0, 96.0), (112.0, 104.0), (110.0, 100.0)])
+def test_leader_lines_end_where_matplotlib_arc3_cuts_them(end):
+    """plots._leader cuts by arithmetic what arc3 cuts by bisection: out of the label's box, then shortened."""
+    from matplotlib.patches import ConnectionStyle, Rectangle
+    from matplotlib.transforms import IdentityTransform
+
+    box = Rectangle((80, 90), 60, 20, transform=IdentityTransform())  # the padded label box, display coordinates
+    start = (110.0, 100.0)  # the label's centre
+    want = ConnectionStyle("arc3")(start, end, shrinkA=2.75, shrinkB=2.75, patchA=box).vertices[[0, -1]]
+    got = plots._leader(start, end, shrinkA=2.75, shrinkB=2.75, patchA=box).vertices[[0, -1]]
+    np.testing.assert_allclose(got, want, atol=0.6)  # arc3 tests the box with its edge line's width
