@@ -6,7 +6,9 @@ old loop (kept below as :func:`finish_old`, as it was at b193c1d) logged the
 last metrics asynchronously; ending a run stops MLflow's asynchronous queue
 (shared by the process's runs, up to 1 s while its thread waits for work), so
 every replica's end waited for it again. Now they are logged synchronously and
-only the first end waits.
+only the first end waits. (Since ``RunLogger`` writes a SQLite store directly,
+``store_sql.log_metrics``, neither loop starts MLflow's queue on the store used
+here: the two now differ by little; ``bench_logging.py`` measures the writes.)
 
 Each array is N replicas of the ``activations`` sweep's trial (5000 epochs,
 200 measured, 2 estimators, 6 layers, gradient statistics, the sweep's

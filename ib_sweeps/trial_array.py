@@ -14,7 +14,7 @@ Fixed schedules give every replica the same epochs; adaptive ``delta``
 schedules follow each replica's own measurements (a replica measures exactly
 the epochs it would alone), and a backtracking one (``delta_exact``) fills a
 replica's gap from the weight snapshots the array keeps (:class:`Snapshots`).
-Pooled estimates and CNNs run alone (:func:`unsupported`). Noisy and
+Pooled estimates and CNNs too large to evaluate in one pass run alone (:func:`unsupported`). Noisy and
 quantized networks train in arrays with the noise streams they draw alone;
 ``noisy_sp`` measures a noisy replica from the n_cond noisy passes of each
 input the array core draws for it (:class:`NoisySamples`: for the same
@@ -48,15 +48,18 @@ from ib_sweeps.trial import (
     stored_history_epochs,
 )
 
-FLUSH_METRICS = 1000  # values per batch sent to the store (MLflow's log_batch takes at most 1000 metrics)
+FLUSH_METRICS = 1000  # values per batch sent to the store (log_batch and store_sql.log_metrics take <= 1000)
 
 
 def unsupported(cfg: config.TrialConfig) -> str | None:
     """Why ``cfg`` cannot train as an array replica (one line naming the key), or None if it can."""
     from ib_sweeps.train.array import check_array
+    from ib_sweeps.train.array_cnn import too_big
 
     if cfg.pooled is not None:
         return "pooled: pooled estimates need every window epoch's activity; such trials run alone"
+    if (why := too_big(cfg)) is not None:
+        return why
     try:
         check_array([cfg.model], [cfg.train])
     except ValueError as err:
@@ -134,7 +137,9 @@ class Replica:
 
         N replicas each logging every measured epoch as its own asynchronous
         batch kept MLflow's queue (one SQLite transaction per batch) behind
-        training; batching changes nothing that is stored.
+        training; batching changes nothing that is stored. On a SQLite store
+        a batch is written directly, one transaction each as well
+        (:meth:`ib_sweeps.tracking.RunLogger.metrics`).
         """
         self.queued.extend(steps)
         self.n_queued += sum(len(values) for _, values in steps)
@@ -171,6 +176,7 @@ class Replica:
         ``total_s``: this replica's share of the array's wall time. What it logs here is sent synchronously:
         ending a run stops MLflow's asynchronous queue (a wait of up to 1 s while it runs), and an asynchronous
         batch would start it again for the next replica's end to wait on (:func:`_finish`; ~0.8 s a replica).
+        On a SQLite store every batch is written directly and synchronously, and the queue never runs.
         """
         from ib_sweeps import plots
 
@@ -249,9 +255,10 @@ def run_array(cfgs: list[config.TrialConfig], opts: list[tracking.RunOptions]) -
 def _finish(reps: list[Replica], t_start: float) -> list:
     """End each replica's run in turn (:meth:`Replica.finish`, or FAILED); per replica a TrialResult or its error.
 
-    Every replica's queued metrics are sent (asynchronously, stored while the first draws its figures) before
-    the first run ends: ending a run stops MLflow's asynchronous queue, and :meth:`Replica.finish` sends
-    nothing asynchronously after that, so only the first end waits for the queue (up to 1 s).
+    Every replica's queued metrics are sent before the first run ends (on a SQLite store written directly, at
+    once; elsewhere asynchronously, stored while the first draws its figures): ending a run stops MLflow's
+    asynchronous queue, and :meth:`Replica.finish` sends nothing asynchronously after that, so only the first
+    end waits for the queue (up to 1 s; on SQLite it never runs).
     """
     for r in reps:
         if r.error is None:

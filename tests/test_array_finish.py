@@ -10,12 +10,14 @@ MLflow's queue to stop).
 
 from __future__ import annotations
 
+import sqlite3
+
 import numpy as np
 import pytest
 from mlflow import MlflowClient
 from PIL import Image
 
-from ib_sweeps import config, plots, tracking, trial_array
+from ib_sweeps import config, plots, store_sql, tracking, trial_array
 from ib_sweeps.sweep.summary import trial_summary
 
 ESTIMATORS = [{"method": "binning", "bin_size": 0.07}, {"method": "adaptive_binning", "n_bins": 30}]
@@ -106,7 +108,14 @@ def test_a_replica_whose_last_metrics_are_not_stored_fails_and_the_others_finish
             raise OSError(28, "No space left on device")
         return log_batch(self, run_id, *args, synchronous=synchronous, **kwargs)
 
+    def refuse_directly(path, run_id, metrics):  # the direct SQLite write fails too: MLflow then sends them
+        if run_id == broken:
+            raise sqlite3.OperationalError("disk I/O error")
+        return log_metrics(path, run_id, metrics)
+
+    log_metrics = store_sql.log_metrics
     monkeypatch.setattr(MlflowClient, "log_batch", refuse)
+    monkeypatch.setattr(store_sql, "log_metrics", refuse_directly)
     results = trial_array._finish(reps, 0.0)
     assert isinstance(results[1], OSError) and not isinstance(results[0], Exception)
     client = MlflowClient(tracking_uri)

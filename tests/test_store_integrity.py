@@ -89,6 +89,7 @@ def test_a_trial_whose_store_lost_data_is_never_finished(tracking_uri, monkeypat
     opts = tracking.RunOptions(tracking_uri=tracking_uri, experiment="x")
     with pytest.raises(tracking.StoreIncomplete), tracking.trial_run(opts, {}) as log:
         log.client = DroppingClient(log.client, drop=0, fail_sync=True)
+        log.direct = None  # the store is reached through the dropping client only (no direct SQLite writes)
         log.metrics(_steps(5))
     (run,) = MlflowClient(tracking_uri).search_runs(
         [MlflowClient(tracking_uri).get_experiment_by_name("x").experiment_id]
