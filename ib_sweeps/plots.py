@@ -328,6 +328,33 @@ def _figure(width: float, height: float, ncols: int = 1, *, left=0.75, right=0.2
     return fig, axes
 
 
+def _legend(ax, **kwargs) -> list:
+    """``ax.legend(**kwargs)``, kept in the frame for the next trace where that one's would look the same.
+
+    A new legend lays out its entries anew (a quarter of the time to add a
+    figure's data). One of lines only whose entries the next trace's equal
+    (labels, colours, line styles, widths, markers, in order) is kept, and
+    finds its best place among that trace's data when drawn. Returns what to
+    remove after the save: a legend that is not kept, else nothing.
+    """
+    from matplotlib.lines import Line2D
+
+    handles, labels = ax.get_legend_handles_labels()
+    look = None
+    if all(isinstance(h, Line2D) for h in handles):
+        styles = [(h.get_color(), h.get_linestyle(), h.get_linewidth(), h.get_marker(), h.get_markersize(),
+                   h.get_alpha()) for h in handles]  # fmt: skip
+        look = (labels, sorted(kwargs.items()), styles)
+    kept = ax.get_legend()
+    if kept is not None and look is not None and getattr(kept, "_ib_look", None) == look:
+        return []
+    if kept is not None:
+        kept.remove()
+    legend = ax.legend(handles, labels, **kwargs)
+    legend._ib_look = look
+    return [] if look is not None else [legend]
+
+
 def _forget(ax) -> None:
     """Start ``ax`` afresh for new data: data limits from the frame's own lines only, colour cycle from the start.
 
@@ -428,7 +455,7 @@ def _epoch_data(fig, trace, estimator: int) -> list:
             drawn += ax.plot(epochs, values[:, j], label=name, lw=1.2, color=st["color"], linestyle=st["linestyle"])
             if back.any():
                 drawn += ax.plot(epochs[back], values[back, j], "x", ms=3, color=st["color"])
-    drawn.append(fig.axes[1].legend(fontsize=8))
+    drawn += _legend(fig.axes[1], fontsize=8)
     note = "; x: backtracked epochs" if "backtracked" in trace.reasons else ""
     fig.suptitle(f"Information vs epoch ({trace.estimators[estimator]}){note}")
     return drawn
@@ -458,7 +485,7 @@ def _curves_data(fig, trace) -> list:
         _forget(ax)
     for i, key in enumerate(trace.history_keys):
         drawn += (ax_loss if key in _LOSSES else ax_acc).plot(epochs, h[:, i], label=key, lw=1)
-    return drawn + [ax.legend(fontsize=8) for ax in (ax_loss, ax_acc)]
+    return drawn + _legend(ax_loss, fontsize=8) + _legend(ax_acc, fontsize=8)
 
 
 def _log_binned(epochs, values, n_bins: int = 60):
@@ -550,7 +577,7 @@ def _gradients_data(fig, trace, binned) -> list:
     for i, key in enumerate(trace.history_keys):
         if key in _LOSSES:
             drawn += ax_loss.plot(np.arange(1, len(h)), h[1:, i], lw=1, label=key)
-    return drawn + [ax.legend(fontsize=7, ncol=2 if ax is ax_norm else 1) for ax in (ax_norm, ax_snr, ax_loss)]
+    return drawn + _legend(ax_norm, fontsize=7, ncol=2) + _legend(ax_snr, fontsize=7) + _legend(ax_loss, fontsize=7)
 
 
 def _write_png(fig, path) -> None:

@@ -90,6 +90,22 @@ def test_a_kept_frame_draws_the_same_pixels_as_a_new_one(tmp_path):
         assert np.array_equal(_pixels(a), _pixels(b)), a.name
 
 
+def test_a_kept_legend_draws_as_a_new_one(tmp_path):
+    """Traces with the same layers keep their frames' legends (plots._legend), which find their place anew."""
+    first, second = _trace(seed=1, scale=3.0), _trace(seed=2)
+    for name in ("alone", "first", "after"):
+        (tmp_path / name).mkdir()
+    plots._frame.cache_clear()
+    alone = plots.save_all(second, tmp_path / "alone")
+    plots.save_all(first, tmp_path / "first")
+    legends = [ax.get_legend() for ax in plots._frame(plots._curves_frame).axes]
+    assert None not in legends
+    after = plots.save_all(second, tmp_path / "after")
+    assert [ax.get_legend() for ax in plots._frame(plots._curves_frame).axes] == legends  # the same objects
+    for a, b in zip(alone, after, strict=True):
+        assert np.array_equal(_pixels(a), _pixels(b)), a.name
+
+
 def test_a_kept_frame_has_the_limits_of_a_new_one_to_the_last_bit(tmp_path):
     """The bound lines (H(X), H(Y)) enter the data limits through the current view: after another trace a limit
     differed in its last bit, enough to draw an axes edge on a half pixel one pixel off."""
