@@ -17,9 +17,12 @@ ratios, and the load average (on a shared machine CPU time is the steadier
 figure: it does not count time spent waiting for a core).
 
 The baseline is ``ib_sweeps/plots.py`` at ``--baseline`` (default: the last
-revision that drew every figure with constrained layout), read with ``git
-show`` into a temporary module. ``--keep DIR`` keeps one set of PNGs of each
-in ``DIR/baseline`` and ``DIR/current`` to compare by eye.
+revision before axes were kept as images and text layouts and glyphs in the
+renderer, ``5345b05``; ``5327eb1`` is the one before frames were kept), read
+with ``git show`` into a temporary module. After the untimed first round it
+prints the largest difference of any pixel between the two revisions' files
+(0-255 per channel, and how many pixels differ). ``--keep DIR`` keeps one set
+of PNGs of each in ``DIR/baseline`` and ``DIR/current`` to compare by eye.
 
     python benchmarks/bench_plots.py [--rounds 5] [--cold 3] [--epochs 5000] [--measured 200] [--keep DIR]
 """
@@ -37,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-BASELINE = "5327eb14ac084ebc0b834b8d16d60188b00bf4dc"  # plots.py with constrained layout, a new frame per figure
+BASELINE = "5345b0515c99757158249f0dbc4a0b2f849ebd9e"  # kept frames; axes, glyphs and PNG rows as matplotlib drew them
 
 
 def synthetic_trace(epochs: int, measured: int, layers: int = 6, estimators=("binning", "kde"), seed: int = 0):
@@ -101,6 +104,18 @@ def timed(module, trace, out: Path) -> tuple[float, float, list[str]]:
     return time.perf_counter() - t, time.process_time() - c, sorted(p.name for p in paths)
 
 
+def compare_pixels(old: Path, new: Path) -> None:
+    """Print, per file, the largest difference of a pixel channel (0-255) and how many pixels differ at all."""
+    from PIL import Image
+
+    for path in sorted(old.glob("*.png")):
+        a, b = (np.asarray(Image.open(d / path.name), dtype=int) for d in (old, new))
+        if a.shape != b.shape:
+            sys.exit(f"{path.name}: {a.shape} pixels in the baseline, {b.shape} now")
+        diff = np.abs(a - b).max(axis=-1)
+        print(f"    {path.name:36s} largest pixel difference {diff.max():3d}, in {np.count_nonzero(diff):6d} pixels")
+
+
 def summary(runs: dict[str, list[tuple[float, float]]]) -> None:
     for i, clock in enumerate(("wall", "CPU")):
         for label, stat in (("best", np.min), ("median", np.median)):
@@ -148,6 +163,8 @@ def main() -> None:
                 if r:
                     runs[name].append((wall, cpu))
                     print(f"    {name:8s} {wall:6.2f} s wall {cpu:6.2f} s CPU   load {os.getloadavg()[0]:.2f}")
+            if r == 0:
+                compare_pixels(*((args.keep / name) if args.keep else Path(tmp) / name for name in modules))
         if files["baseline"] != files["current"]:
             sys.exit(f"different files: {files}")
         summary(runs)

@@ -7,6 +7,12 @@ save: building a frame's log-axis ticks was most of a figure's cost, and a
 process saves the figures of many trials (trial arrays, Ray workers). A reused
 frame gives the same pixels as a new one (tests/test_plots.py).
 
+What else recurs from trial to trial is kept too, each with the pixels
+matplotlib draws (to 1 of 255 in a few pixels): every axis as an image, by its
+view and place (:class:`_KeptAxis`); a legend whose entries recur
+(:func:`_legend`); glyph layouts and bitmaps in the renderer
+(:func:`_renderer_class`). Files are written by :func:`_write_png`.
+
 Also the colour-blind-safe styles shared with the sweep report (:func:`style`):
 Okabe & Ito's eight colours, each paired with its own marker and line style, so
 series stay apart in grey print and for every common colour-vision deficiency.
@@ -30,7 +36,7 @@ OKABE_ITO = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)), (0, (1, 2)), (0, (8, 2, 2, 2)))
 DPI = 110
-PNG_COMPRESSION = 1  # zlib level: a third of the encoding time of the default 6, files ~5 % larger
+PNG_COMPRESSION = 1  # zlib level (_write_png): half the encoding time of the default 6, files ~15 % larger
 LABEL_GAP = 0.05  # least vertical distance between two layer labels, as a fraction of the axes height
 
 
@@ -585,7 +591,7 @@ def _write_png(fig, path) -> None:
 
     The pixels are ``savefig``'s; the encoding is not Pillow's, which tries
     all five PNG row filters on every row and took twice as long at zlib level
-    :data:`PNG_COMPRESSION` for files 2 % smaller. Every row here takes the
+    :data:`PNG_COMPRESSION` for files 0-7 % smaller. Every row here takes the
     "Up" filter (the difference to the row above, computed for the whole image
     at once), which suits figures: mostly rows that repeat the row above.
     """
