@@ -270,6 +270,8 @@ class _KeptAxis:
 
     def __call__(self, renderer):
         axis = self.axis
+        if not isinstance(renderer, _renderer_class()):  # vector output (savefig as PDF, SVG): drawn as it is
+            return type(axis).draw(axis, renderer)
         if not axis.get_visible():
             return
         key = (tuple(axis.get_view_interval()), tuple(axis.axes.bbox.bounds), renderer.width, renderer.height,

@@ -211,6 +211,16 @@ def test_log_binned_columns_equal_the_per_series_loop(n):
         np.testing.assert_allclose(got, want, rtol=1e-5)  # float32 values, float64 statistics
 
 
+@pytest.mark.parametrize("suffix", ["pdf", "svg"])
+def test_public_figures_save_as_vector_graphics(tmp_path, suffix):
+    """Kept axis images are for the Agg canvas only: other formats draw every axis as matplotlib does."""
+    fig = plots.information_vs_epoch(_trace().sorted())
+    fig.canvas.draw()  # kept images exist now
+    fig.savefig(tmp_path / f"f.{suffix}")
+    text = (tmp_path / f"f.{suffix}").read_bytes()
+    assert len(text) > 10_000 and (suffix != "svg" or b"<image" not in text)  # no axis drawn as a picture
+
+
 @pytest.mark.parametrize("end", [(300.0, 40.0), (130.0, 260.0), (-50.0, 96.0), (112.0, 104.0), (110.0, 100.0)])
 def test_leader_lines_end_where_matplotlib_arc3_cuts_them(end):
     """plots._leader cuts by arithmetic what arc3 cuts by bisection: out of the label's box, then shortened."""
