@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ib_sweeps import plots, records
+from ib_sweeps import plot_render, plots, records
 from ib_sweeps.trace import Trace
 
 FILES = ["gradients.png", "info_plane_binning.png", "info_plane_kde.png", "info_vs_epoch_binning.png",
@@ -43,7 +43,7 @@ def test_save_all_writes_every_figure_once(tmp_path):
     paths = plots.save_all(_trace(), tmp_path)
     assert sorted(p.name for p in paths) == FILES == sorted(p.name for p in tmp_path.iterdir())
     sizes = {"gradients.png": (1650, 462), "learning_curves.png": (1210, 440)}
-    for p in paths:  # written by plots._write_png, not savefig: the size in pixels, the DPI and RGBA of savefig's
+    for p in paths:  # written by plot_render.write_png, not savefig: the size in pixels, the DPI and RGBA of savefig's
         with Image.open(p) as im:
             im.load()
             want = sizes.get(p.name, (770, 550) if p.name.startswith("info_plane") else (1210, 440))
@@ -51,7 +51,7 @@ def test_save_all_writes_every_figure_once(tmp_path):
 
 
 def test_kept_glyphs_and_axes_draw_the_pixels_of_plain_matplotlib():
-    """Kept glyph layouts and bitmaps and kept axis images (plots._canvas_class) change no pixel a reader sees.
+    """Kept glyph layouts and bitmaps and kept axis images (plot_render.canvas_class) change no pixel a reader sees.
 
     Against the same figure on matplotlib's own Agg canvas, drawn twice (the second time from kept images): an
     axis is drawn onto a layer of its own, which rounds where its texts overlap, at most 1 of 255 in a few pixels.
@@ -223,12 +223,12 @@ def test_public_figures_save_as_vector_graphics(tmp_path, suffix):
 
 @pytest.mark.parametrize("end", [(300.0, 40.0), (130.0, 260.0), (-50.0, 96.0), (112.0, 104.0), (110.0, 100.0)])
 def test_leader_lines_end_where_matplotlib_arc3_cuts_them(end):
-    """plots._leader cuts by arithmetic what arc3 cuts by bisection: out of the label's box, then shortened."""
+    """plot_render.leader cuts by arithmetic what arc3 cuts by bisection: out of the label's box, then shortened."""
     from matplotlib.patches import ConnectionStyle, Rectangle
     from matplotlib.transforms import IdentityTransform
 
     box = Rectangle((80, 90), 60, 20, transform=IdentityTransform())  # the padded label box, display coordinates
     start = (110.0, 100.0)  # the label's centre
     want = ConnectionStyle("arc3")(start, end, shrinkA=2.75, shrinkB=2.75, patchA=box).vertices[[0, -1]]
-    got = plots._leader(start, end, shrinkA=2.75, shrinkB=2.75, patchA=box).vertices[[0, -1]]
+    got = plot_render.leader(start, end, shrinkA=2.75, shrinkB=2.75, patchA=box).vertices[[0, -1]]
     np.testing.assert_allclose(got, want, atol=0.6)  # arc3 tests the box with its edge line's width
