@@ -17,6 +17,9 @@ Where groups do not divide evenly (5 groups of 20 on 2 slots), a size down to
 half that is taken if it finishes sooner, an array of s trials counted as
 1 + (s - 1) / :data:`REPLICA_GAIN` trials alone (arrays of 10: 5 rounds of 5.5,
 instead of 3 rounds of 10.5); a size of 1 only when that is sooner still.
+On CPUs ``auto`` keeps CNN trials alone: an array of CNNs trains no faster
+per net than the CNN core alone there (:data:`CNN_REPLICA_GAIN`, measured);
+an explicit ``array_size`` still arrays them.
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ MAX_AUTO_GPU = 1024
 # An array of s trials takes about 1 + (s - 1) / REPLICA_GAIN times as long as one trial alone: measured here, a
 # replica trains 1.8-2x the net-epochs per CPU second of a trial alone and shares its start-up (docs: Trial arrays).
 REPLICA_GAIN = 2.0
+# The same for CNN replicas on CPU (the cnn sweep's network, digits): measured with benchmarks/bench_cnn.py --arrays,
+# an array's net-epochs/s over the CNN core alone's (docs: Trial arrays). At most 1: auto keeps CNN trials alone.
+CNN_REPLICA_GAIN = 0.5  # 0.71 / 0.51 / 0.49 at N = 1 / 5 / 10 per CPU second, load 6-11 (2026-11-29)
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,10 @@ def layout(sweep: Sweep, trials: list[Trial], slots: int) -> Layout:
         else:
             alone.append([t])
             reasons.add(why.split(";")[0])
+    if requested == AUTO and spec.resources.gpus <= 0 and CNN_REPLICA_GAIN <= 1:
+        for key in [k for k, g in groups.items() if g[0].config.model.kind == "cnn"]:
+            alone += [[t] for t in groups.pop(key)]
+            reasons.add("auto: CNN trials on CPUs, where an array of CNNs trains no faster than each alone")
     if requested == AUTO:
         size = _auto_size(list(groups.values()), slots, spec.resources.gpus)
         per = f"for {slots} trial slot{'s' * (slots != 1)}"

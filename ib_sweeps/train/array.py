@@ -1,4 +1,4 @@
-"""Trial arrays: N MLP replicas trained as one compiled program (used by :mod:`ib_sweeps.trial_array`).
+"""Trial arrays: N MLP or CNN replicas trained as one compiled program (used by :mod:`ib_sweeps.trial_array`).
 
 Every weight carries a leading replica axis (kernel (N, fan_in, width), bias
 (N, width)); a minibatch is (N, batch, features), one slice per replica, and
@@ -17,9 +17,18 @@ Replicas share the model shape (hidden widths), the optimizer kind, batch
 size and epochs; per replica may differ: the seed, the data set (equal shapes:
 a trial draws its split from its own seed), the activation(s), the
 initialisation (``init``, ``init_std``), the learning rate and SGD's momentum.
-The optimizers are Keras's Adam and SGD written out elementwise (same
+The optimizers are Keras's Adam, SGD and Adadelta written out elementwise (same
 formulas, same order of operations), so a learning rate can be a per-replica
 vector; the replicas step in lockstep, so one iteration counter serves all.
+
+CNN replicas (``model.kind: cnn``, :mod:`~ib_sweeps.train.array_cnn`): conv
+kernels (N, k, k, c_in, filters), each convolution one batched matmul
+(im2col), the layers' outputs per replica as the model alone gives them
+(conv and pooling (N, rows, height, width, channels)); their minibatch
+orders are drawn up front in a plain graph, as the CNN core alone (no XLA)
+draws them (:class:`TabledData`). The core alone evaluates a CNN in chunks;
+the array in one pass, so CNNs too large for that run alone
+(:func:`~ib_sweeps.train.array_cnn.too_big`).
 
 Gradient statistics (``train.gradient_stats``) are kept per replica
 (:meth:`ArrayCore.gradient_stats`), and so are noisy and quantized
@@ -28,7 +37,7 @@ noise is the core alone's, bit for bit). noisy_sp's n_cond noisy passes of
 each measured input (:meth:`ArrayCore.noisy_samples`) are the core alone's
 for the same weights: the hidden layers' bit for bit (computed rows-major,
 where a batched matmul rounds as the single one), the softmax output to
-float rounding. Not covered yet: CNNs, Adadelta. Weight snapshots
+float rounding. Weight snapshots
 (backtracking schedules) are kept per replica, and
 :meth:`ArrayCore.activity_from` and :meth:`ArrayCore.noisy_samples` measure from them.
 Replicas are independent in the graph (the summed loss gives each replica its
@@ -44,6 +53,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ib_sweeps.train import array_cnn
 from ib_sweeps.train.array_net import ArrayNet, build_array_net, draw_noise, forward, noiseless_outputs, xent
 from ib_sweeps.train.array_optimizer import ArrayOptimizer
 from ib_sweeps.train.array_orders import array_orders
@@ -56,7 +66,8 @@ __all__ = ["ArrayCore", "build_array_core", "check_array"]
 # Fields that may differ between replicas; every other field of the configs must be equal.
 PER_REPLICA_MODEL = ("activation", "init", "init_std")
 PER_REPLICA_TRAIN = ("learning_rate", "momentum")
-OPTIMIZERS = ("adam", "sgd")
+OPTIMIZERS = ("adam", "sgd", "adadelta")
+MODELS = ("mlp", "cnn")
 
 
 def _as_list(value, n: int) -> list:
@@ -66,8 +77,8 @@ def _as_list(value, n: int) -> list:
 def check_array(model_cfgs, train_cfgs) -> None:
     """ValueError naming the field unless the configs can train as one array (see the module docstring)."""
     model, train = model_cfgs[0], train_cfgs[0]
-    if model.kind != "mlp":
-        raise ValueError(f"trial arrays train MLPs only; got model.kind {model.kind!r}")
+    if model.kind not in MODELS:
+        raise ValueError(f"trial arrays: model.kind {model.kind!r} not supported; allowed: {', '.join(MODELS)}")
     if train.optimizer not in OPTIMIZERS:
         raise ValueError(f"trial arrays: optimizer {train.optimizer!r} not supported; allowed: {', '.join(OPTIMIZERS)}")
     for cfgs, free in ((model_cfgs, PER_REPLICA_MODEL), (train_cfgs, PER_REPLICA_TRAIN)):
@@ -134,6 +145,22 @@ class ArrayData:
 
 
 @dataclass(frozen=True)
+class TabledData(ArrayData):
+    """:class:`ArrayData` whose orders are read from ``table`` (epochs, N, n_train) int32, epoch e at row e - 1.
+
+    CNN replicas: the orders the CNN core alone draws in its plain graph
+    (:func:`~ib_sweeps.train.array_cnn.plain_orders`), which XLA's draws are not.
+    """
+
+    table: object = None
+
+    def orders(self, epoch):
+        import tensorflow as tf
+
+        return tf.gather(self.table, tf.cast(epoch, tf.int32) - 1)
+
+
+@dataclass(frozen=True)
 class ArrayGradStats:
     """Each replica's kernel-gradient statistics, as :mod:`ib_sweeps.train.gradient_stats` computes them alone.
 
@@ -141,10 +168,13 @@ class ArrayGradStats:
     norm) per epoch, replica and layer, NaN until recorded. The gradient of the
     summed loss w.r.t. a stacked kernel (N, fan_in, width) holds each replica's
     own gradient in its slice, so the sums run per slice; float64, as alone.
+    ``weighted``: the layers with kernels (CNNs: all but pooling, whose rows
+    stay NaN, as alone); None: every layer.
     """
 
     norms: object
     n_batches: int
+    weighted: tuple | None = None
 
     @staticmethod
     def zeros(kernels):
@@ -168,9 +198,14 @@ class ArrayGradStats:
 
         rows = []
         for s, sq in sums:
+            if len(s.shape) > 3:  # a conv kernel (N, k, k, c_in, filters): its norms as a matrix's
+                s, sq = (tf.reshape(t, [t.shape[0], -1, t.shape[-1]]) for t in (s, sq))
             mean = s / self.n_batches
             var = tf.maximum(sq / self.n_batches - mean * mean, 0.0)
             rows.append(tf.stack([tf.norm(mean, axis=[1, 2]), tf.sqrt(tf.reduce_sum(var, axis=[1, 2]))], axis=1))
+        if self.weighted is not None:  # NaN rows for layers without weights
+            by_layer, nan = dict(zip(self.weighted, rows, strict=True)), tf.fill(rows[0].shape, np.nan)
+            rows = [by_layer.get(j, tf.cast(nan, tf.float64)) for j in range(int(self.norms.shape[2]))]
         self.norms.scatter_nd_update([[epoch]], [tf.cast(tf.stack(rows, axis=1), tf.float32)])
 
 
@@ -303,7 +338,7 @@ def build_array_core(model_cfgs, train_cfgs, datasets, seeds, snapshot_capacity:
 
     ``model_cfgs``, ``train_cfgs``, ``datasets``: one each (shared) or a list of
     one per replica (differing only as the module docstring allows). Always
-    compiled with XLA (MLPs only). ``snapshot_capacity``: how many epochs of
+    compiled with XLA. ``snapshot_capacity``: how many epochs of
     weights one :meth:`ArrayCore.advance` keeps (0: none), as ``build_core``'s.
     """
     import tensorflow as tf
@@ -319,12 +354,16 @@ def build_array_core(model_cfgs, train_cfgs, datasets, seeds, snapshot_capacity:
     n_train = int(x_train.shape[-2])
     size = n_train if train.batch_size == "full" else min(train.batch_size, n_train)
     batches = ArrayData(x_train, y_train, x_test, y_test, x_measure, list(order_seeds), size)
+    if net.conv is not None:  # the orders the CNN core alone draws without XLA
+        table = tf.Variable(array_cnn.plain_orders(order_seeds, train.epochs, n_train), trainable=False)
+        batches = TabledData(*(getattr(batches, f.name) for f in dataclasses.fields(ArrayData)), table=table)
     epoch = tf.Variable(0, dtype=tf.int32, trainable=False)
     history = tf.Variable(tf.zeros([train.epochs + 1, n, 4]), trainable=False)
     grads = None
     if train.gradient_stats:
-        norms = tf.Variable(tf.fill([train.epochs + 1, n, len(net.kernels), 2], np.nan), trainable=False)
-        grads = ArrayGradStats(norms, batches.count)
+        norms = tf.Variable(tf.fill([train.epochs + 1, n, len(net.layer_names), 2], np.nan), trainable=False)
+        weighted = None if net.conv is None else tuple(array_cnn.weighted_layers(net))
+        grads = ArrayGradStats(norms, batches.count, weighted)
 
     def noise(stream, rows, *path):  # this pass's noise at the live epoch, as the core alone keys it
         return draw_noise(net, stream, epoch, *path, rows=int(rows))
@@ -398,8 +437,7 @@ def build_array_core(model_cfgs, train_cfgs, datasets, seeds, snapshot_capacity:
         return [tf.reshape(a, [n, n_measure, n_cond, a.shape[-1]]) for a in [*outs[:-1], tf.nn.softmax(outs[-1])]]
 
     orders_at = tf.function(batches.orders, jit_compile=True)
-    # The single core's Keras layer names (models/mlp.py).
-    names = [f"layer_{i + 1}" for i in range(len(net.kernels))]
+    names = net.layer_names  # the single core's Keras layer names
     return ArrayCore(
         run, orders_at, history, net, names, None if grads is None else grads.norms,
         activity_at=activity_at, snapshot_capacity=snapshot_capacity, samples_at=samples_at if net.noisy else None,

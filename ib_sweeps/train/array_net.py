@@ -26,6 +26,8 @@ class ArrayNet:
     ``acts[i]``: layer i's activation name per replica ("linear" for the output).
     ``levels``: quantization levels of hidden outputs (None: none); ``noise_std``:
     hidden-output noise (0: none), ``noise_seeds`` each replica's noise seed.
+    ``conv``: CNN replicas' :class:`~ib_sweeps.train.array_cnn.ConvLayout` (their
+    first kernels are conv kernels (N, k, k, c_in, filters)); None for MLPs.
     """
 
     kernels: list
@@ -34,6 +36,7 @@ class ArrayNet:
     levels: int | None = None
     noise_std: float = 0.0
     noise_seeds: tuple[int, ...] = ()
+    conv: object = None
 
     @property
     def noisy(self) -> bool:
@@ -48,11 +51,24 @@ class ArrayNet:
     def n(self) -> int:
         return int(self.kernels[0].shape[0])
 
+    @property
+    def layer_names(self) -> list[str]:
+        """The single core's Keras layer names (models/mlp.py, models/cnn.py), one per measured layer."""
+        if self.conv is not None:
+            from ib_sweeps.train import array_cnn
+
+            return array_cnn.layer_names(self)
+        return [f"layer_{i + 1}" for i in range(len(self.kernels))]
+
 
 def build_array_net(model_cfgs, data, init_seeds, seeds) -> ArrayNet:
     """The replicas' layers drawn by :func:`ib_sweeps.models.build`, as :func:`build_network` draws them, stacked."""
     import tensorflow as tf
 
+    if model_cfgs[0].kind == "cnn":
+        from ib_sweeps.train.array_cnn import build_cnn_net
+
+        return build_cnn_net(model_cfgs, data, init_seeds)
     nets = [models.build(c, data.input_shape, data.n_classes, s) for c, s in zip(model_cfgs, init_seeds, strict=True)]
     kernels = [tf.Variable(np.stack([net[i].kernel.numpy() for net in nets])) for i in range(len(nets[0]))]
     biases = [tf.Variable(np.stack([net[i].bias.numpy() for net in nets])) for i in range(len(nets[0]))]
@@ -107,8 +123,15 @@ def forward(net: ArrayNet, x, noise=None):
     feature-major, (N, width, rows): each batched matmul then runs along
     the long rows axis, ~1.3x faster on CPU with XLA than (N, rows, width) (measured,
     N = 5 and 30). A shared x (rows, features) enters as one matmul for all replicas.
+    CNN replicas (``net.conv``): :func:`ib_sweeps.train.array_cnn.forward` (conv
+    and pooling outputs (N, rows, height, width, channels); never noisy).
     """
     import tensorflow as tf
+
+    if net.conv is not None:
+        from ib_sweeps.train.array_cnn import forward as cnn_forward
+
+        return cnn_forward(net, x)
 
     outs, h, cut = [], tf.transpose(x, [0, 2, 1] if len(x.shape) == 3 else [1, 0]), 0
     last = len(net.kernels) - 1
