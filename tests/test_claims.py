@@ -219,3 +219,18 @@ def test_near_needs_its_numbers():
         claims.parse([{"kind": "near", "statistic": "ixt_final", "value": 0.8, "tolerance": 0}])
     with pytest.raises(ValidationError, match="statistic"):
         claims.parse([{"kind": "near", "statistic": "loss", "value": 0.8, "tolerance": 0.1}])
+
+
+def test_conditions_are_reported_in_one_order_whatever_order_the_store_returns_them():
+    """A claim's ``values`` order its pairs; without them numbers ascend, then names: the store's row order
+    (which differs between runs of one sweep) changes no reason text."""
+    table = _table({"tanh": [1.0, 1.1, 0.9], "relu": [0.2, 0.3, 0.25], "elu": [0.5, 0.6, 0.55]})
+    reversed_rows = table.iloc[::-1].reset_index(drop=True)  # relu before tanh, elu first
+    raw_pair = {"kind": "stable_across", "axis": "model.activation", "values": ["tanh", "relu"], "tolerance_bits": 0.1}
+    raw_all = {"kind": "depends_on", "axis": "model.activation"}
+    for raw, first in ((raw_pair, "last_hidden: tanh vs relu"), (raw_all, "last_hidden: elu ")):
+        reasons = {
+            claims.judge(claims.parse([raw]), lambda th, t=t: t, "binning")[0].reason for t in (table, reversed_rows)
+        }
+        assert len(reasons) == 1, reasons
+        assert first in reasons.pop()

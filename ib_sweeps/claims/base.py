@@ -20,6 +20,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import numbers
 from abc import abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -219,12 +220,23 @@ def fmt(x: float, digits: int = 2) -> str:
     return "nan" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
-def groups(sub, axis: str, statistic: str) -> dict:
-    """Axis value (canonical JSON) -> (label, ``statistic`` over the trials of ``sub`` with that value)."""
+def groups(sub, axis: str, statistic: str, order: list | None = None) -> dict:
+    """Axis value (canonical JSON) -> (label, ``statistic`` over the trials of ``sub`` with that value).
+
+    In ``order`` (axis values; a claim's ``values``) where given, else numbers ascending, then the rest by their
+    canonical JSON: the same order whatever order the store returns the trials in, so reports read alike.
+    """
     out: dict = {}
     for value, stat in zip(sub[axis], sub[statistic], strict=True):
-        out.setdefault(canon(value), (label(value), []))[1].append(float(stat))
-    return {k: (lab, np.asarray(v)) for k, (lab, v) in out.items()}
+        out.setdefault(canon(value), (value, label(value), []))[2].append(float(stat))
+    rank = {canon(v): i for i, v in enumerate(order or [])}
+
+    def key(item):
+        k, (value, _, _) = item
+        number = isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+        return (rank.get(k, len(rank)), not number, float(value) if number else 0.0, k)
+
+    return {k: (lab, np.asarray(v)) for k, (_, lab, v) in sorted(out.items(), key=key)}
 
 
 def pairwise(groups: dict, confidence: float) -> list[dict]:

@@ -74,7 +74,7 @@ class StableAcross(BaseClaim):
         if self.values is not None and len(sub):
             wanted = {canon(v) for v in self.values}
             sub = sub[sub[self.axis].map(lambda v: canon(v) in wanted)]
-        by_value = groups(sub, self.axis, self.statistic)
+        by_value = groups(sub, self.axis, self.statistic, self.values)
         pairs = pairwise(by_value, self.confidence)
         d = {"per_value": per_value(by_value), "pairs": pairs}
         tol, level, u = self.tolerance_bits, f"{self.confidence:.0%}", unit(self.statistic)
