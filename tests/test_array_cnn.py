@@ -170,7 +170,7 @@ def test_cnn_configs_train_in_arrays_unless_too_big():
 
 @pytest.mark.slow
 def test_a_cnn_replica_logs_what_the_trial_alone_logs(tracking_uri):
-    from test_trial_arrays import _artifacts, _opts
+    from test_trial_arrays import _opts, assert_logs_as_alone
 
     from ib_sweeps import tracking
     from ib_sweeps.trial import run_trial
@@ -188,17 +188,7 @@ def test_a_cnn_replica_logs_what_the_trial_alone_logs(tracking_uri):
     in_array = run_array(cfgs, _opts(tracking_uri, ["a0", "a1"]))
     alone = [run_trial(c, o) for c, o in zip(cfgs, _opts(tracking_uri, ["s0", "s1"]), strict=True)]
     for a, b in zip(in_array, alone, strict=True):
-        ra, rb = client.get_run(a.run_id), client.get_run(b.run_id)
-        assert ra.info.status == rb.info.status == "FINISHED"
-        assert ra.data.params == rb.data.params
-        assert set(ra.data.tags) == set(rb.data.tags)
-        assert set(ra.data.metrics) == set(rb.data.metrics)
-        for key in ra.data.metrics:  # every key at the same steps
-            steps = [m.step for m in client.get_metric_history(a.run_id, key)]
-            assert steps == [m.step for m in client.get_metric_history(b.run_id, key)], key
-        assert _artifacts(client, a.run_id) == _artifacts(client, b.run_id)
-        assert set(a.summary) == set(b.summary)
-        assert a.trace.epochs == b.trace.epochs and a.trace.layers == b.trace.layers
+        assert_logs_as_alone(client, a, b)
         np.testing.assert_allclose(a.trace.history[:2], b.trace.history[:2], rtol=1e-5)  # epochs 0, 1
         np.testing.assert_array_equal(a.trace.ixt[0], b.trace.ixt[0])  # the untrained network: the same planes
 

@@ -42,6 +42,25 @@ def _artifacts(client, run_id, folder=None):
     return sorted(out)
 
 
+def assert_logs_as_alone(client, a, b):
+    """Replica result ``a``'s run holds what trial result ``b``'s run alone holds: both FINISHED, the same params,
+    tag keys and ``ib_sweeps.*`` tag values, metric keys at the same steps, artifacts and summary keys, and
+    traces of the same epochs and layers."""
+    ra, rb = client.get_run(a.run_id), client.get_run(b.run_id)
+    assert ra.info.status == rb.info.status == "FINISHED"
+    assert ra.data.params == rb.data.params
+    assert set(ra.data.tags) == set(rb.data.tags)
+    ours = [{k: v for k, v in r.data.tags.items() if k.startswith("ib_sweeps.")} for r in (ra, rb)]
+    assert ours[0] == ours[1]
+    assert set(ra.data.metrics) == set(rb.data.metrics)
+    for key in ra.data.metrics:  # every key at the same steps
+        steps = [m.step for m in client.get_metric_history(a.run_id, key)]
+        assert steps == [m.step for m in client.get_metric_history(b.run_id, key)], key
+    assert _artifacts(client, a.run_id) == _artifacts(client, b.run_id)
+    assert set(a.summary) == set(b.summary)
+    assert a.trace.epochs == b.trace.epochs and a.trace.layers == b.trace.layers
+
+
 @pytest.mark.slow
 def test_a_replica_logs_what_the_trial_alone_logs(tracking_uri, tf_ready):
     from ib_sweeps.trial import run_trial
@@ -55,20 +74,7 @@ def test_a_replica_logs_what_the_trial_alone_logs(tracking_uri, tf_ready):
     in_array = run_array(cfgs, _opts(tracking_uri, ["a0", "a1", "a2"]))
     alone = [run_trial(c, o) for c, o in zip(cfgs, _opts(tracking_uri, ["s0", "s1", "s2"]), strict=True)]
     for a, b in zip(in_array, alone, strict=True):
-        ra, rb = client.get_run(a.run_id), client.get_run(b.run_id)
-        assert ra.info.status == rb.info.status == "FINISHED"
-        assert ra.data.params == rb.data.params
-        assert set(ra.data.tags) == set(rb.data.tags)
-        assert {k: v for k, v in ra.data.tags.items() if k.startswith("ib_sweeps.")} == {
-            k: v for k, v in rb.data.tags.items() if k.startswith("ib_sweeps.")
-        }
-        assert set(ra.data.metrics) == set(rb.data.metrics)
-        for key in ra.data.metrics:  # every key at the same steps
-            steps = [m.step for m in client.get_metric_history(a.run_id, key)]
-            assert steps == [m.step for m in client.get_metric_history(b.run_id, key)], key
-        assert _artifacts(client, a.run_id) == _artifacts(client, b.run_id)
-        assert set(a.summary) == set(b.summary)
-        assert a.trace.epochs == b.trace.epochs and a.trace.layers == b.trace.layers
+        assert_logs_as_alone(client, a, b)
         np.testing.assert_allclose(a.trace.history[:11], b.trace.history[:11], rtol=1e-5)
         np.testing.assert_allclose(a.trace.grad[1:11], b.trace.grad[1:11], rtol=1e-3)
         # Epoch 0 is the untrained network: the same weights, so the same binned planes.
