@@ -298,10 +298,11 @@ class RunLogger:
 
         from ib_sweeps import store_sql
 
-        if get_active_model_id() is not None:  # MLflow would also log them to that model: only it can
+        path = self.direct
+        if path is None or get_active_model_id() is not None:  # a logged model: MLflow logs to it too, only it can
             return False
         try:
-            store_sql.log_metrics(self.direct, self.run_id, chunk)
+            store_sql.log_metrics(path, self.run_id, chunk)
             return True
         except (sqlite3.Error, OSError, MlflowException) as err:
             log.warning(

@@ -237,6 +237,26 @@ def test_a_sweep_killed_mid_array_resumes_only_the_unstored_replicas(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_sweep_in_arrays_whose_trials_are_all_stored_resumes_to_finished(tmp_path):
+    """A parent left RUNNING with every trial stored (the killed driver's worker stored the rest): the same
+    command with ``array_size`` set has nothing to run; it ends the parent FINISHED and exits 0."""
+    from test_sweep_run import cli, runs, sweep_file
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    path = sweep_file(tmp_path, epochs=6, seeds=2)  # 4 trials: tanh and relu x 2 seeds
+    first = cli(path, "--tracking-uri", uri, "--set", "resources.array_size=4", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    client, parents, _ = runs(uri, "tiny")
+    client.update_run(parents[0].info.run_id, status="RUNNING")  # as a driver killed after its trials were stored
+    again = cli(path, "--tracking-uri", uri, "--set", "resources.array_size=4", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "4 trials already finished" in again.stderr
+    _, parents, children = runs(uri, "tiny")
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert len(children) == 4 and {c.info.status for c in children} == {"FINISHED"}  # none run twice
+
+
+@pytest.mark.slow
 def test_a_diverging_replica_in_a_sweep_is_retried_alone(tmp_path):
     """An array of 4 with one diverging trial: 3 FINISHED, the failing one retried alone and recorded FAILED."""
     from test_sweep_run import cli, runs, sweep_file

@@ -361,7 +361,9 @@ def _fit(sweep, led, uri, max_concurrent, storage, progress, stream, total):
     ctx = _Context(sweep, uri, led.parent_run_id, finished)
     resources = {"cpu": spec.resources.cpus, "gpu": spec.resources.gpus}
     plan = _layout(sweep, finished, max_concurrent or spec.max_concurrent)
-    if plan is not None and plan.size > 1:
+    # Nothing left to run (every trial stored, say by the worker of a driver killed mid-array): no arrays to hand
+    # Tune; one trial each, as below, reports every trial skipped and the parent ends FINISHED.
+    if plan is not None and plan.size > 1 and plan.arrays:
         stream.write(f"{spec.name}: {plan.n_trials} trials to run as {len(plan.arrays)} trial arrays ({plan.reason})\n")
         return _fit_arrays(ctx, plan, resources, max_concurrent, storage, progress, stream, total, led)
     search_alg, metric, mode = None, None, None
