@@ -5,6 +5,8 @@ every layer equal to float rounding, in the same shapes and layer names;
 trained numbers as docs/explanation/trial-arrays.md states them.
 """
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -166,6 +168,24 @@ def test_cnn_configs_train_in_arrays_unless_too_big():
     assert unsupported(_cnn(0)) is None
     mnist = config.validate({**CNN, "data": {"name": "mnist"}})
     assert "run alone" in unsupported(mnist)
+
+
+@pytest.mark.parametrize("n_classes", [2, 11])
+def test_too_big_counts_the_data_sets_classes(monkeypatch, n_classes):
+    """The core alone's chunking rule with the registry's class count: at a limit that n_classes just fits,
+    such a set runs in arrays, and one more class runs alone (a count of 10 assumed gets one case wrong)."""
+    from ib_sweeps import models, train
+    from ib_sweeps.train.array_cnn import too_big
+
+    cfg = _cnn(0)
+    rows = config.measured_inputs(cfg.data)  # measure_on all: every example, as the array evaluates
+    source = data.DATASETS["digits"]
+    fits = rows * 4 * models.activity_floats(cfg.model, source.input_shape, n_classes)
+    monkeypatch.setattr(train, "EVAL_BYTES", fits)
+    monkeypatch.setitem(data.DATASETS, "digits", dataclasses.replace(source, n_classes=n_classes))
+    assert too_big(cfg) is None
+    monkeypatch.setitem(data.DATASETS, "digits", dataclasses.replace(source, n_classes=n_classes + 1))
+    assert "run alone" in too_big(cfg)
 
 
 @pytest.mark.slow

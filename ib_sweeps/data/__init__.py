@@ -82,7 +82,9 @@ class Source:
     ``training_size`` at validation). ``measure_size``: the default cap on the
     measured inputs. ``files``: where a file-backed data set may live.
     ``input_shape``: the shape of one input, known without reading (lets
-    validation check that a CNN gets images). ``distinct_inputs``: a toy set
+    validation check that a CNN gets images). ``n_classes``: the label count, as
+    its examples give it, known without reading (sizes the output layer, e.g. the
+    CNN's evaluation activity, before loading). ``distinct_inputs``: a toy set
     that repeats a few inputs (to train on many noisy copies) says how many;
     its measured inputs are then the distinct rows, so H(X) = log2 of that.
     """
@@ -94,6 +96,7 @@ class Source:
     measure_size: int | None = None
     files: mnist.FileSet | None = None
     distinct_inputs: int | None = None
+    n_classes: int = field(kw_only=True)
 
     def defaults(self) -> dict:
         """The config values this data set fills in when a config leaves them out."""
@@ -126,11 +129,16 @@ def _from_files(files: mnist.FileSet) -> Callable[[str | None], Examples]:
 
 # MNIST-size sets: information is measured on at most 10 000 inputs (the size of their test split) by default.
 DATASETS: dict[str, Source] = {
-    "tishby12": Source(_tishby12, (tishby12.N_BITS,), n_examples=4096),
-    "digits": Source(_digits, (*digits.IMAGE_SHAPE, 1), n_examples=1797),
-    "single_neuron": Source(_single_neuron, (1,), n_examples=4 * single_neuron.COPIES, distinct_inputs=4),
+    "tishby12": Source(_tishby12, (tishby12.N_BITS,), n_examples=4096, n_classes=2),
+    "digits": Source(_digits, (*digits.IMAGE_SHAPE, 1), n_examples=1797, n_classes=digits.N_CLASSES),
+    "single_neuron": Source(_single_neuron, (1,), n_examples=4 * single_neuron.COPIES, distinct_inputs=4, n_classes=2),
     "mnist": Source(
-        _from_files(mnist.MNIST), (*mnist.IMAGE_SHAPE, 1), fixed_split=True, measure_size=10_000, files=mnist.MNIST
+        _from_files(mnist.MNIST),
+        (*mnist.IMAGE_SHAPE, 1),
+        fixed_split=True,
+        measure_size=10_000,
+        files=mnist.MNIST,
+        n_classes=mnist.N_CLASSES,
     ),
     "fashion_mnist": Source(
         _from_files(mnist.FASHION_MNIST),
@@ -138,6 +146,7 @@ DATASETS: dict[str, Source] = {
         fixed_split=True,
         measure_size=10_000,
         files=mnist.FASHION_MNIST,
+        n_classes=mnist.N_CLASSES,
     ),
 }
 

@@ -137,19 +137,19 @@ def too_big(cfg) -> str | None:
     """Why a CNN trial cannot be an array replica (its evaluation would not fit in one pass), else None.
 
     The array evaluates the whole training and test sets in one pass per replica; the core alone evaluates a
-    CNN in chunks of :data:`ib_sweeps.train.EVAL_BYTES` of activity, and where it would chunk (MNIST-size CNNs)
-    the trial runs alone.
+    CNN in chunks of :data:`ib_sweeps.train.EVAL_BYTES` of activity (the rule of
+    :func:`~ib_sweeps.train.evaluation.eval_rows`, here with the registry's input shape and class count, before
+    loading), and where it would chunk (MNIST-size CNNs) the trial runs alone.
     """
     from ib_sweeps import config, data, train
+    from ib_sweeps.train.evaluation import eval_rows
 
-    if cfg.model.kind != "cnn":
-        return None
-    spec = data.DATASETS[cfg.data.name]
     rows = config.measured_inputs(cfg.data.model_copy(update={"measure_on": "all", "measure_size": None}))
-    need = 4 * rows * models.activity_floats(cfg.model, spec.input_shape, 10)
-    if need > train.EVAL_BYTES:
+    chunk = eval_rows(cfg.model, data.DATASETS[cfg.data.name], train.EVAL_BYTES)
+    if chunk is not None and chunk < rows:
         return (
-            f"model.kind: cnn on {cfg.data.name}: one evaluation pass would hold {need / 2**20:.0f} MiB of activity "
-            f"per replica, more than {train.EVAL_BYTES / 2**20:.0f} MiB; such trials run alone (evaluated in chunks)"
+            f"model.kind: cnn on {cfg.data.name}: the core alone evaluates it in chunks of {chunk} inputs "
+            f"({train.EVAL_BYTES / 2**20:.0f} MiB of activity), fewer than its {rows}, an array replica in one pass; "
+            "such trials run alone"
         )
     return None

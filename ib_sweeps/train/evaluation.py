@@ -10,7 +10,11 @@ from ib_sweeps.train.noise import EVAL_TEST_NOISE, EVAL_TRAIN_NOISE
 
 
 def eval_rows(model_cfg, data, max_bytes: int) -> int | None:
-    """Rows per evaluation chunk whose activity fits in ``max_bytes``; None: one pass (MLPs)."""
+    """Rows per evaluation chunk whose activity (float32, every layer and the logits) fits in ``max_bytes``.
+
+    None: one pass (MLPs). ``data``: anything with ``input_shape`` and ``n_classes``, a loaded
+    :class:`~ib_sweeps.data.Dataset` or, before loading, its registry :class:`~ib_sweeps.data.Source`.
+    """
     if not models.of(model_cfg).chunked_eval:
         return None
     per_input = 4 * models.activity_floats(model_cfg, data.input_shape, data.n_classes)
