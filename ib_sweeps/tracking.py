@@ -279,7 +279,7 @@ class RunLogger:
             self.sent.setdefault(m.key, {})[m.step] = m
         for i in range(0, len(batch), _MAX_METRICS_PER_BATCH):
             chunk = batch[i : i + _MAX_METRICS_PER_BATCH]
-            if self.direct is not None and self._write(chunk):
+            if self._write(chunk):  # False at once where metrics go through MLflow (direct is None)
                 continue
             if synchronous:
                 retry(lambda chunk=chunk: self.client.log_batch(self.run_id, metrics=chunk), "logging metrics")
