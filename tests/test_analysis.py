@@ -303,7 +303,7 @@ def test_verdicts_of_fraction_claims(store):
     v = by[0]
     assert v.numbers["k"] == 5 and v.numbers["n"] == 5  # the FAILED tanh run is not counted
     assert v.numbers["ci_low"] == pytest.approx(5 / (5 + 1.959964**2), abs=1e-4)
-    assert len(v.trials) == 5 and "5/5 seeds compress" in v.reason
+    assert len(v.trials) == 5 and "5/5 trials compress" in v.reason
     mixed = [{"kind": "compresses", "where": {"model.activation": "tanh"}},
              {"kind": "does_not_compress", "where": {"model.activation": "tanh"}}]  # fmt: skip
     assert _verdicts(store, "mixed", mixed) == ["inconclusive", "inconclusive"]  # 3/5: Wilson [0.23, 0.88]

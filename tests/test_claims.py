@@ -131,6 +131,23 @@ def test_every_kind_is_inconclusive_without_matching_trials(kind):
     assert verdict.to_dict()["claim"]["kind"] == kind
 
 
+@pytest.mark.parametrize(
+    ("raw", "counted"),
+    [
+        ({"kind": "compresses"}, "3/6 trials compress"),
+        ({"kind": "does_not_compress"}, "3/6 trials do not compress"),
+        ({"kind": "fits"}, "6/6 trials fit"),
+        ({"kind": "transition_coincides", "within_epochs": 100}, "6/6 trials within 100 epochs"),
+    ],
+)
+def test_fraction_claims_count_trials_not_seeds(raw, counted):
+    """Without ``where`` a fraction claim pools conditions (a search sweep: one configuration per trial), so
+    its k/n counts trials: here 6 of 3 seeds x 2 activations."""
+    table = _table({"tanh": [1.0, 0.8, 0.9], "relu": [0.0, 0.1, 0.0]}).assign(fitting_epochs=50.0)
+    (verdict,) = claims.judge(claims.parse([raw]), lambda th: table, "binning")
+    assert verdict.reason.startswith(f"last_hidden: {counted} ")
+
+
 def test_the_old_import_path_still_works():
     from ib_sweeps.analysis import claims as old
 

@@ -45,8 +45,8 @@ def test_one_row_per_claim_with_verdict_numbers_and_parent(tracking_uri, tmp_pat
     rows = [line for line in page.splitlines() if line.startswith("| acts |")]
     assert len(rows) == len(CLAIMS)
     tanh, relu, depends = rows
-    assert "| Saxe et al. 2018 | tanh compresses | **supported** | last_hidden: 5/5 seeds compress" in tanh
-    assert "| Chelombiev et al. 2019 | ReLU compresses | **refuted** | last_hidden: 0/5 seeds compress" in relu
+    assert "| Saxe et al. 2018 | tanh compresses | **supported** | last_hidden: 5/5 trials compress" in tanh
+    assert "| Chelombiev et al. 2019 | ReLU compresses | **refuted** | last_hidden: 0/5 trials compress" in relu
     assert "| — |" in depends and "**supported**" in depends and "p = " in depends
     assert all(f"`{parent}`" in r and "| 5 |" in r for r in rows)
     assert "| absent | | | **not run** | no sweep 'absent'" in page

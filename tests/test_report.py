@@ -71,7 +71,7 @@ def test_mlflow_run_report_entry_point_and_a_missing_sweep(tmp_path):
     proc = subprocess.run(cmd, cwd=tmp_path, env=_env(MLFLOW_TRACKING_URI=uri), capture_output=True, text=True,
                           timeout=300)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "INCONCLUSIVE" in proc.stdout and "1/1 seeds compress" in proc.stdout  # one seed cannot decide
+    assert "INCONCLUSIVE" in proc.stdout and "1/1 trials compress" in proc.stdout  # one trial cannot decide
     assert (tmp_path / "rep" / "report.html").is_file()
     cmd = [sys.executable, "-m", "ib_sweeps.cli", "report", "nothing", "--tracking-uri", uri]
     proc = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=120)

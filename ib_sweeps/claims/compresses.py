@@ -36,7 +36,7 @@ class Compresses(Onset):
             return "no finished trial matches the claim's conditions and estimator"
         what = "compress" if self.compressing else "do not compress"
         parts = [
-            f"{d['layer']}: {d['k']}/{d['n']} seeds {what} ({fmt(d['fraction'])}, "
+            f"{d['layer']}: {d['k']}/{d['n']} trials {what} ({fmt(d['fraction'])}, "
             f"{self.confidence:.0%} Wilson [{fmt(d['ci_low'])}, {fmt(d['ci_high'])}]; "
             f"median compression {fmt(d['median_compression'])} bits)"
             for d in details

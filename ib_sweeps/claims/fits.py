@@ -40,7 +40,7 @@ class Fits(Onset):
         if not any(d["n"] for d in details):
             return "no finished trial matches the claim's conditions and estimator"
         parts = [
-            f"{d['layer']}: {d['k']}/{d['n']} seeds fit ({fmt(d['fraction'])}, {self.confidence:.0%} Wilson "
+            f"{d['layer']}: {d['k']}/{d['n']} trials fit ({fmt(d['fraction'])}, {self.confidence:.0%} Wilson "
             f"[{fmt(d['ci_low'])}, {fmt(d['ci_high'])}]; "
             f"median fitting phase {fmt(d['median_fitting_epochs'], 0)} epochs)"
             for d in details

@@ -57,7 +57,7 @@ class TransitionCoincides(Onset):
         for d in details:
             gaps = ", ".join(f"{k} median {fmt(g['median'], 0)} epochs (n={g['n']})" for k, g in d["gaps"].items())
             reasons.append(
-                f"{d['layer']}: {d['k']}/{d['n']} seeds within {self.within_epochs} epochs "
+                f"{d['layer']}: {d['k']}/{d['n']} trials within {self.within_epochs} epochs "
                 f"(Wilson [{fmt(d['ci_low'])}, {fmt(d['ci_high'])}]; {d['no_onset']} without compression onset, "
                 f"{d['no_snr']} without an SNR drop); gaps: {gaps or 'none measurable'}"
             )
