@@ -305,8 +305,13 @@ def footprint(cfg: TrialConfig) -> dict[str, int]:
     statistics (float32 (epochs + 1, n_layers, 3) and (.., 2)), and two float64
     values per estimator, layer and measured epoch; ``snapshots``: the weight
     snapshots ``delta_exact`` keeps for a gap (float32, within ``snapshot_mb``);
-    ``weights``: float32 weights, gradients and optimizer slots. Sizes use the
-    data set's counts, and two classes (the fewest) for the output layer.
+    ``weights``: float32 weights, gradients and optimizer slots. A CNN
+    (``model.kind: cnn``) adds what it holds as a trial-array replica
+    (:mod:`ib_sweeps.train.array_cnn`): ``orders``, its minibatch orders of every
+    epoch, int32 (epochs, n_train); ``im2col``, one minibatch's im2col patches,
+    float32 (batch, height, width, k * k * c_in) per conv layer (all kept for the
+    gradient; a one-pass evaluation's come on top). Sizes use the data set's
+    counts, and two classes (the fewest) for the output layer.
     """
     shape, n_classes = data.DATASETS[cfg.data.name].input_shape or (1,), 2
     n_params = models.count_params(cfg.model, shape, n_classes)
@@ -325,12 +330,25 @@ def footprint(cfg: TrialConfig) -> dict[str, int]:
         capacity = max(1, min(cfg.train.epochs, int(limit * 2**20 // (4 * n_params))))
         snapshots = (capacity + 1) * 4 * n_params
     slots = {"sgd": 1 if cfg.train.momentum else 0}.get(cfg.train.optimizer, 2)
-    return {
+    parts = {
         "activity": (rows * kept + batch) * floats * 4,
         "trace": epochs * per_epoch + measured,
         "snapshots": snapshots,
         "weights": n_params * 4 * (2 + slots),
     }
+    if cfg.model.kind == "cnn":
+        parts["orders"] = cfg.train.epochs * n_train * 4
+        parts["im2col"] = batch * _im2col_floats(cfg.model, shape) * 4
+    return parts
+
+
+def _im2col_floats(model, image: tuple[int, ...]) -> int:
+    """Floats of one input's im2col patches, all conv layers: per layer its output's (height, width) x k * k * c_in."""
+    channels, floats = image[-1], 0
+    for height, width, filters in models.cnn_shapes(model, image)[: len(model.conv)]:
+        floats += height * width * model.kernel**2 * channels
+        channels = filters
+    return floats
 
 
 def physical_memory() -> int | None:
@@ -347,8 +365,10 @@ def _check_memory(cfg: TrialConfig) -> None:
     if total is None or need <= total:
         return
     model_key = models.of(cfg.model).width_key
-    keys = {"activity": model_key, "trace": "train.epochs", "snapshots": "schedule.snapshot_mb", "weights": model_key}
-    names = {"activity": "activity", "trace": "trace", "snapshots": "weight snapshots", "weights": "weights"}
+    keys = {"activity": model_key, "trace": "train.epochs", "snapshots": "schedule.snapshot_mb", "weights": model_key,
+            "orders": "train.epochs", "im2col": "train.batch_size"}  # fmt: skip
+    names = {"activity": "activity", "trace": "trace", "snapshots": "weight snapshots", "weights": "weights",
+             "orders": "minibatch orders", "im2col": "im2col patches"}  # fmt: skip
     biggest = max(parts, key=parts.get)
     detail = ", ".join(f"{names[k]} {_size(v)}" for k, v in parts.items())
     raise ValueError(

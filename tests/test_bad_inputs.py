@@ -327,6 +327,24 @@ def test_footprint_by_hand():
     assert config.footprint(log)["trace"] == 8001 * 48 + 22 * layers * 16 and config.footprint(log)["snapshots"] == 0
 
 
+def test_footprint_of_a_cnn_counts_its_orders_table_and_im2col_patches():
+    """A CNN array replica holds every epoch's minibatch orders and one minibatch's im2col patches."""
+    from ib_sweeps import config
+
+    cnn = {"kind": "cnn", "conv": [32, 64], "kernel": 3, "pool": 2, "dense": [128]}
+    raw = {"data": {"name": "digits"}, "model": cnn, "schedule": {"kind": "log", "n": 10}}  # log: no snapshots
+    short, long = (config.validate(raw | {"train": {"epochs": e}}) for e in (10, 1000))
+    n_train, batch = 1438, 512  # 0.8 of 1797 digits; the default batch
+    parts = config.footprint(long)
+    assert parts["orders"] == 1000 * n_train * 4  # int32 (epochs, n_train)
+    # 8x8x1 images, 3x3 kernels: 6x6 outputs of 9 x 1 channel, then 4x4 outputs of 9 x 32 channels
+    assert parts["im2col"] == batch * (6 * 6 * 9 * 1 + 4 * 4 * 9 * 32) * 4
+    grown = sum(parts.values()) - sum(config.footprint(short).values())
+    trace = parts["trace"] - config.footprint(short)["trace"]
+    assert grown == trace + 990 * n_train * 4  # more epochs: a longer trace and a taller orders table
+    assert "orders" not in config.footprint(config.validate({}))  # an MLP (alone or in an array) holds none
+
+
 @pytest.mark.parametrize(
     ("data", "rows"),
     [
