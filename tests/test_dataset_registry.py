@@ -43,6 +43,7 @@ def test_declared_properties_are_consistent(name):
 def test_shapes_dtypes_and_labels(name):
     d, source = load(name), data.DATASETS[name]
     assert d.name == name and d.n_classes >= 2
+    assert d.n_classes == source.n_classes, f"{name}: the registry declares {source.n_classes} classes"
     width = int(np.prod(d.input_shape))
     assert source.input_shape is None or d.input_shape == source.input_shape
     for x, y in ((d.x_train, d.y_train), (d.x_test, d.y_test), (d.x_measure, d.y_measure)):
@@ -89,5 +90,6 @@ def test_file_sets_read_a_tiny_file_of_their_format(name, tmp_path):
     np.savez(tmp_path / f"{name}.npz", **arrays)
     d = load(name, path=str(tmp_path / f"{name}.npz"), measure_size=8)
     assert d.input_shape == data.DATASETS[name].input_shape and d.x_train.shape == (30, 28 * 28)
+    assert d.n_classes == data.DATASETS[name].n_classes  # the registry's count, which arrays size evaluation by
     assert d.x_train.dtype == np.float32 and d.y_train.dtype == np.int32 and len(d.x_measure) == 8
     assert np.array_equal(d.x_test, arrays["x_test"].reshape(12, -1) / np.float32(255.0))
