@@ -6,6 +6,15 @@
 * :func:`timing`: training loss and gradient SNR against epoch with the compression onset,
   loss kink and SNR drop marked (the stochastic-gradient phase hypothesis).
 
+Each figure is a :class:`~matplotlib.figure.Figure` on the Agg canvas of
+:func:`ib_sweeps.plot_render.canvas_class` (kept glyph layouts and bitmaps,
+one mathtext parser a process), without pyplot; :func:`png` draws it once,
+laid out once (``savefig`` lays out in a draw of its own first). The pixels
+and PNG bytes are those of pyplot figures saved with ``savefig``
+(tests/test_report_figures.py). Series are grouped with one ``groupby`` per
+figure, and each plane panel's points are one scatter (drawn in the order the
+per-curve scatters drew them).
+
 Every figure takes ``order``: the conditions in the order to draw them (the
 report passes the sweep file's axis-value order, so tables, panels and legends
 agree); conditions it does not name follow in order of appearance. A condition
@@ -15,6 +24,7 @@ Okabe-Ito) in every figure.
 
 from __future__ import annotations
 
+import io
 import math
 
 import numpy as np
@@ -22,6 +32,7 @@ import numpy as np
 from ib_sweeps import records
 from ib_sweeps.analysis.intervals import t_mean
 from ib_sweeps.analysis.stats import layer_mask
+from ib_sweeps.plot_render import canvas_class
 from ib_sweeps.plots import epoch_norm, style
 
 MAX_PANELS = 12
@@ -29,6 +40,7 @@ _SNR = records.grad_column("snr")  # the trace's column of each layer's gradient
 
 
 def _plt():
+    """pyplot on the Agg backend (for callers that close figures through it; the figures here do not need it)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -37,19 +49,51 @@ def _plt():
     return plt
 
 
+def png(fig, dpi: float = 90) -> bytes:
+    """``fig`` as PNG bytes at ``dpi``: those of ``fig.savefig(buf, format="png", dpi=dpi)``, drawn once.
+
+    ``savefig`` first draws a constrained-layout figure without output to lay
+    it out, then again to the canvas; here the one draw lays it out
+    (Figure.draw runs the layout engine first). Changes ``fig``'s DPI.
+    """
+    fig.set_dpi(dpi)
+    buf = io.BytesIO()
+    fig.canvas.print_png(buf)
+    return buf.getvalue()
+
+
+def _figure(rows: int, cols: int, width: float, height: float, **subplots):
+    """A ``width`` x ``height`` inch constrained-layout Figure on a :func:`canvas_class` canvas; axes (rows, cols)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout="constrained")
+    canvas_class()(fig)
+    return fig, fig.subplots(rows, cols, squeeze=False, **subplots)
+
+
 def _grid(n: int, width: float = 3.4, height: float = 2.9, cols: int = 4):
-    plt = _plt()
     cols = min(cols, max(n, 1))
     rows = math.ceil(max(n, 1) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False, constrained_layout=True)
+    fig, axes = _figure(rows, cols, width * cols, height * rows)
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     return fig, list(axes.flat)
 
 
+def _groups(frame, keys) -> list[np.ndarray]:
+    """Row positions of each group of ``frame`` by ``keys``, as ``frame.groupby(keys, sort=False)`` gives them.
+
+    Groups in order of first appearance, rows in frame order; rows with a missing key in no group.
+    """
+    codes = frame.groupby(keys, sort=False).ngroup().to_numpy()  # -1: a missing key
+    rows = np.argsort(codes, kind="stable")
+    rows = rows[codes[rows] >= 0]
+    return np.split(rows, np.flatnonzero(np.diff(codes[rows])) + 1) if len(rows) else []
+
+
 def _conditions(frame, order=None) -> list[str]:
     """Conditions present in ``frame``: those in ``order`` first, in that order, then the rest as they appear."""
-    present = dict.fromkeys(frame["condition"])
+    present = dict.fromkeys(frame["condition"].unique())  # in order of appearance, without 10^5 Python strings
     return [c for c in (order or ()) if c in present] + [c for c in present if c not in set(order or ())]
 
 
@@ -63,9 +107,13 @@ def plane_grid(trace, estimator: str, order=None):
     sc = None
     for ax, cond in zip(axes, conds, strict=False):
         c = sub[sub["condition"] == cond]
-        for (_, _), g in c.groupby(["run_id", "layer"], sort=False):
-            ax.plot(g["ixt"], g["iyt"], color="0.8", lw=0.6, zorder=1)
-            sc = ax.scatter(g["ixt"], g["iyt"], c=g["epoch"] + 1, cmap="viridis", norm=norm, s=5, zorder=2)
+        x, y, colour = c["ixt"].to_numpy(float), c["iyt"].to_numpy(float), c["epoch"].to_numpy() + 1
+        curves = _groups(c, ["run_id", "layer"])
+        for rows in curves:  # a line each: one path would blend the antialiased edges where curves cross otherwise
+            ax.plot(x[rows], y[rows], color="0.8", lw=0.6, zorder=1)
+        if curves:  # one collection: its points drawn in the order one scatter per curve drew them
+            rows = np.concatenate(curves)
+            sc = ax.scatter(x[rows], y[rows], c=colour[rows], cmap="viridis", norm=norm, s=5, zorder=2)
         ax.set_title(f"{cond} ({c['seed'].nunique()} seeds)", fontsize=9)
         ax.set_xlim(0, xmax * 1.05)
         ax.set_ylim(0, ymax * 1.05)
@@ -111,20 +159,23 @@ def compression_by_condition(table, estimators: list[str], layer: str = "last_hi
 
 def information_vs_epoch(trace, estimator: str, order=None):
     """I(X;T) (top) and I(Y;T) (bottom) against epoch, one column per layer; one colour and line style per condition."""
-    plt = _plt()
     sub = trace[trace["estimator"] == estimator]
     layers = sorted(sub["layer"].unique(), key=lambda s: int(s.rsplit("_", 1)[-1]))[:8]
     conds = _conditions(sub, order)[:10]
     every = _conditions(trace, order)  # a condition's style does not depend on which others are drawn
-    fig, axes = plt.subplots(2, max(len(layers), 1), figsize=(2.8 * max(len(layers), 1), 5.2), squeeze=False,
-                             constrained_layout=True, sharex=True)  # fmt: skip
+    fig, axes = _figure(2, max(len(layers), 1), 2.8 * max(len(layers), 1), 5.2, sharex=True)
+    runs: dict = {}  # (layer, condition) -> row positions of each run, in order of appearance
+    layer_of, cond_of = sub["layer"].to_numpy(), sub["condition"].to_numpy()
+    for rows in _groups(sub, ["layer", "condition", "run_id"]):
+        runs.setdefault((layer_of[rows[0]], cond_of[rows[0]]), []).append(rows)
+    epoch = sub["epoch"].to_numpy() + 1
+    values = sub["ixt"].to_numpy(float), sub["iyt"].to_numpy(float)
     for j, layer in enumerate(layers):
         for cond in conds:
-            c = sub[(sub["layer"] == layer) & (sub["condition"] == cond)]
-            for n, (_, g) in enumerate(c.groupby("run_id", sort=False)):
-                for row, q in enumerate(("ixt", "iyt")):
-                    st = style(every.index(cond))
-                    axes[row, j].plot(g["epoch"] + 1, g[q], color=st["color"], ls=st["linestyle"], lw=0.9, alpha=0.8,
+            st = style(every.index(cond))
+            for n, rows in enumerate(runs.get((layer, cond), [])):
+                for row, v in enumerate(values):
+                    axes[row, j].plot(epoch[rows], v[rows], color=st["color"], ls=st["linestyle"], lw=0.9, alpha=0.8,
                                       label=cond if (n == 0 and row == 0 and j == 0) else None)  # fmt: skip
         axes[0, j].set_title(layer, fontsize=9)
         axes[1, j].set_xscale("log")
@@ -146,15 +197,25 @@ def timing(trace, table, estimator: str, layer: str = "last_hidden", order=None)
     fig, axes = _grid(len(conds), width=3.8, height=3.0, cols=3)
     marks = (("onset_epoch", "compression onset", "C3"), ("loss_kink_epoch", "loss kink", "C0"),
              ("snr_drop_epoch", "SNR drop", "C2"))  # fmt: skip
+    curves = {}  # (run id, layer) -> row positions of sub
+    run_of, layer_of = sub["run_id"].to_numpy(), sub["layer"].to_numpy()
+    for positions in _groups(sub, ["run_id", "layer"]):
+        curves[run_of[positions[0]], layer_of[positions[0]]] = positions
+    empty = np.zeros(0, int)
+    epoch = sub["epoch"].to_numpy() + 1
+    loss, snr = sub[records.LOSS_TRAIN].to_numpy(float), sub[_SNR].to_numpy(float)
     for ax, cond in zip(axes, conds, strict=False):
         r = rows[rows["condition"] == cond]
+        run_layer = {}  # a run's layer: that of its first row here
+        for run_id, name in zip(r["run_id"], r["layer"], strict=True):
+            run_layer.setdefault(run_id, name)
         for run_id in r["run_id"]:
-            g = sub[(sub["run_id"] == run_id) & (sub["layer"] == r.loc[r["run_id"] == run_id, "layer"].iloc[0])]
-            ax.plot(g["epoch"] + 1, g[records.LOSS_TRAIN], color="C0", lw=0.8, alpha=0.6)
-            if g[_SNR].notna().any():
+            g = curves.get((run_id, run_layer[run_id]), empty)
+            ax.plot(epoch[g], loss[g], color="C0", lw=0.8, alpha=0.6)
+            if not np.isnan(snr[g]).all():
                 twin = getattr(ax, "_snr_twin", None) or ax.twinx()
                 ax._snr_twin = twin
-                twin.plot(g["epoch"] + 1, g[_SNR], color="C2", lw=0.8, alpha=0.6)
+                twin.plot(epoch[g], snr[g], color="C2", lw=0.8, alpha=0.6)
                 twin.set_yscale("log")
                 twin.set_ylabel("gradient SNR", color="C2", fontsize=8)
         for col, label, colour in marks:
