@@ -7,19 +7,117 @@ store, then times, in the same run:
 * baseline: ``MlflowClient.get_metric_history`` for every (run, key), as a
   notebook would, then the same tidy frame;
 * ``analysis.load_trace`` cold (bulk SQL query, empty cache) and warm (cached);
-* ``analysis.compression_table`` and ``analysis.evaluate_claims`` on the result.
+* ``analysis.compression_table`` and ``analysis.evaluate_claims`` on the result;
+* with ``--figures N``: the report's four figures (``ib_sweeps/analysis/figures.py``,
+  as ``report.write_report`` draws them into its PNGs), N rounds of the
+  baseline revision (``--figures-baseline``, default the last before
+  ``figures.png``: pyplot figures saved with ``savefig``) and the current one,
+  alternately, after one untimed round of each (imports, font caches). It
+  prints the largest pixel difference per figure (0-255, and in how many
+  pixels), wall and CPU seconds per figure (best, median, ratio), and the load
+  average before and after (on a shared machine CPU time is the steadier figure).
 
-    python benchmarks/bench_analysis.py [--trials 100] [--epochs 300] [--layers 6]
+``--sweep NAME --tracking-uri URI`` reads a stored sweep (nothing written, no
+per-key baseline) and times its figures, e.g. the 20-seed activations sweep::
+
+    python benchmarks/bench_analysis.py [--trials 100] [--epochs 300] [--layers 6] [--figures 3]
+    python benchmarks/bench_analysis.py --sweep activations --tracking-uri sqlite:////work/runs/mlflow.db --figures 3
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import io
+import os
+import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+FIGURES_BASELINE = "19182ebfb2527f32ed69db67e3dd748b9febe9a4"  # analysis/figures.py: pyplot figures, savefig
+FIGURES = ("compression_by_condition", "plane_grid", "information_vs_epoch", "timing")
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def baseline_figures(rev: str, tmp: Path):
+    """``ib_sweeps/analysis/figures.py`` at git revision ``rev`` as a module of its own."""
+    root = Path(__file__).resolve().parents[1]
+    source = subprocess.run(["git", "show", f"{rev}:ib_sweeps/analysis/figures.py"], cwd=root, check=True,
+                            capture_output=True, text=True).stdout  # fmt: skip
+    path = tmp / "figures_baseline.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("figures_baseline", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def report_figures(module, trace, table, primary: str, order: list[str], current: bool):
+    """The report's four figures drawn by ``module`` into PNG bytes at 90 dpi: [(png, wall s, CPU s)], in FIGURES order.
+
+    The estimators as ``report._figures`` picks them; ``current``: ``module.png``, else pyplot's ``savefig``.
+    """
+    ests = list(dict.fromkeys([primary, *table["estimator"]]))
+    primary = primary if primary in set(trace["estimator"].unique()) else ests[-1]
+    ests = [e for e in ests if e in set(table["estimator"])]
+    makes = (lambda: module.compression_by_condition(table, ests, order=order),
+             lambda: module.plane_grid(trace, primary, order),
+             lambda: module.information_vs_epoch(trace, primary, order),
+             lambda: module.timing(trace, table, primary, order=order))  # fmt: skip
+    out = []
+    for make in makes:
+        t, c = time.perf_counter(), time.process_time()
+        fig = make()
+        if current:
+            png = module.png(fig, 90)
+        else:
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png", dpi=90)
+            module._plt().close(fig)
+            png = buf.getvalue()
+        out.append((png, time.perf_counter() - t, time.process_time() - c))
+    return out
+
+
+def time_figures(trace, table, primary: str, order: list[str], rounds: int, rev: str) -> None:
+    """Baseline and current report figures, alternately; pixel differences, seconds per figure, load average."""
+    from PIL import Image
+
+    from ib_sweeps.analysis import figures
+
+    print(f"report figures ({len(trace):,} trace rows), load average before: {load()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        contenders = {"baseline": baseline_figures(rev, Path(tmp)), "current": figures}
+        first = {name: report_figures(m, trace, table, primary, order, name == "current")
+                 for name, m in contenders.items()}  # fmt: skip
+        for k, name in enumerate(FIGURES):
+            a, b = (np.asarray(Image.open(io.BytesIO(first[c][k][0])), int) for c in contenders)
+            diff = np.abs(a - b).max(axis=-1) if a.shape == b.shape else None
+            same = "same bytes" if first["baseline"][k][0] == first["current"][k][0] else ""
+            print(f"  {name:24s} " + (f"largest pixel difference {diff.max():3d}, in {np.count_nonzero(diff)} pixels "
+                  f"{same}" if diff is not None else f"sizes differ: {a.shape} vs {b.shape}"))  # fmt: skip
+        times: dict = {name: [] for name in contenders}
+        for _ in range(rounds):
+            for name, module in contenders.items():
+                times[name].append([r[1:] for r in report_figures(module, trace, table, primary, order,
+                                                                  name == "current")])  # fmt: skip
+    head = f"seconds, best/median of {rounds}"
+    print(f"  {head:36s}  wall: baseline   current  ratio   CPU: baseline   current  ratio")
+    for k, name in enumerate([*FIGURES, "all four"]):
+        line = f"  {name:36s}"
+        for i in (0, 1):  # wall, CPU
+            per = {c: [sum(f[i] for f in r) if k == 4 else r[k][i] for r in times[c]] for c in contenders}
+            old, new = per["baseline"], per["current"]
+            line += (f"  {min(old):5.2f}/{np.median(old):5.2f} {min(new):5.2f}/{np.median(new):5.2f} "
+                     f"{np.median(old) / np.median(new):5.2f}x")  # fmt: skip
+        print(line)
+    print(f"load average after: {load()}")
 
 
 def main() -> None:
@@ -28,6 +126,10 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=300)
     ap.add_argument("--layers", type=int, default=6)
     ap.add_argument("--db", help="SQLite file to reuse (written on the first run) instead of a temporary one")
+    ap.add_argument("--figures", type=int, default=0, metavar="N", help="also time the report figures, N rounds")
+    ap.add_argument("--figures-baseline", default=FIGURES_BASELINE, help="git revision of analysis/figures.py")
+    ap.add_argument("--sweep", help="time the figures of this stored sweep (with --tracking-uri) instead")
+    ap.add_argument("--tracking-uri", help="store of --sweep")
     args = ap.parse_args()
 
     from mlflow import MlflowClient
@@ -35,6 +137,13 @@ def main() -> None:
     from ib_sweeps import analysis
     from ib_sweeps.analysis import histories
     from ib_sweeps.analysis import synthetic as syn
+
+    if args.sweep:
+        t = time.perf_counter()
+        trace = analysis.load_trace(args.sweep, args.tracking_uri)
+        print(f"load_trace: {time.perf_counter() - t:.2f} s; {len(trace):,} rows")
+        stored_figures(args, analysis, trace)
+        return
 
     epochs = np.r_[0, np.unique(np.geomspace(1, 8000, args.epochs * 3).astype(int))][: args.epochs]
     rng = np.random.default_rng(0)
@@ -86,6 +195,23 @@ def main() -> None:
         verdicts = analysis.evaluate_claims("bench", uri, trace=trace)
         print(f"evaluate_claims ({len(verdicts)} claims): {time.perf_counter() - t:.2f} s; "
               f"{[v.verdict for v in verdicts]}")  # fmt: skip
+        if args.figures:
+            args.sweep, args.tracking_uri = "bench", uri
+            stored_figures(args, analysis, trace, table)
+
+
+def stored_figures(args, analysis, trace, table=None) -> None:
+    """Time the report figures of sweep ``args.sweep``: its primary estimator and condition order, as the report."""
+    from ib_sweeps.analysis.verdicts import default_estimator, resolved_sweep
+
+    src = analysis.locate(args.sweep, args.tracking_uri, announce=False)
+    try:
+        spec = resolved_sweep(src)
+    except LookupError:
+        spec = {}
+    order = analysis.condition_order(spec, analysis.load_runs(src)["condition"])
+    table = analysis.compression_table(trace) if table is None else table
+    time_figures(trace, table, default_estimator(spec), order, args.figures or 3, args.figures_baseline)
 
 
 if __name__ == "__main__":
