@@ -107,3 +107,47 @@ def test_snapshots_reproduce_the_live_network_and_do_not_perturb_training():
     assert all(np.array_equal(a, b) for a, b in zip(expected, acts, strict=True))
     with pytest.raises(ValueError, match="capacity is 6"):
         snap.advance_with_snapshots(18)
+
+
+def test_graph_loops_match_autograph():
+    """``loops.repeat`` and ``loops.when``, traced without AutoGraph, give what AutoGraph's loop and branch give."""
+    import tensorflow as tf
+
+    from ib_sweeps.train.loops import repeat, when
+
+    x = tf.constant(np.random.default_rng(0).normal(size=(7, 3)), tf.float32)
+
+    def programs(autograph: bool):
+        total, seen = tf.Variable(0.0), tf.Variable(0)
+
+        @tf.function(jit_compile=True, autograph=autograph)
+        def run(n, flag):
+            if autograph:
+                if flag:
+                    total.assign_add(100.0)
+                acc = tf.zeros([3])
+                for b in tf.range(n):
+                    acc = acc * 0.5 + tf.tanh(x[b] * tf.cast(b, tf.float32))
+                i = tf.constant(0)
+                while i < n:
+                    seen.assign_add(1)
+                    total.assign_add(tf.reduce_sum(x[i]))
+                    i += 1
+            else:
+                when(flag, lambda: total.assign_add(100.0))
+                acc = repeat(n, lambda b, acc: acc * 0.5 + tf.tanh(x[b] * tf.cast(b, tf.float32)), tf.zeros([3]))
+
+                def body(i, _):
+                    seen.assign_add(1)
+                    total.assign_add(tf.reduce_sum(x[i]))
+
+                repeat(n, body)
+            return acc
+
+        return run, total, seen
+
+    (a, a_total, a_seen), (b, b_total, b_seen) = programs(True), programs(False)
+    for n, flag in ((5, True), (0, True), (7, False)):
+        args = (tf.constant(n), tf.constant(flag))
+        assert np.array_equal(a(*args).numpy(), b(*args).numpy())
+        assert a_total.numpy() == b_total.numpy() and a_seen.numpy() == b_seen.numpy() == (12 if n == 7 else 5)

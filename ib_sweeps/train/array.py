@@ -58,6 +58,7 @@ from ib_sweeps.train.array_net import ArrayNet, build_array_net, draw_noise, for
 from ib_sweeps.train.array_optimizer import ArrayOptimizer
 from ib_sweeps.train.array_orders import array_orders
 from ib_sweeps.train.core import TrainingDiverged
+from ib_sweeps.train.loops import repeat, when
 from ib_sweeps.train.network import split_seed
 from ib_sweeps.train.noise import EVAL_TEST_NOISE, EVAL_TRAIN_NOISE, MEASURE_NOISE, SAMPLE_NOISE, TRAIN_NOISE
 
@@ -136,9 +137,12 @@ class ArrayData:
         ys = tf.gather(self.y_train, order, batch_dims=per_replica)
         n, bs = int(self.x_train.shape[-2]), self.size
         n_full = n // bs
-        for b in tf.range(n_full):
+
+        def full(b, carry):
             start = b * bs
-            carry = step(b, tf.slice(xs, [0, start, 0], [-1, bs, -1]), tf.slice(ys, [0, start], [-1, bs]), carry)
+            return step(b, tf.slice(xs, [0, start, 0], [-1, bs, -1]), tf.slice(ys, [0, start], [-1, bs]), carry)
+
+        carry = repeat(n_full, full, carry)
         if n % bs:
             carry = step(n_full, xs[:, n_full * bs :], ys[:, n_full * bs :], carry)
         return carry
@@ -397,23 +401,20 @@ def build_array_core(model_cfgs, train_cfgs, datasets, seeds, snapshot_capacity:
 
     n_params = sum(int(np.prod(v.shape[1:])) for v in net.variables)
 
-    @tf.function(jit_compile=True, reduce_retracing=True)
+    @tf.function(jit_compile=True, reduce_retracing=True, autograph=False)
     def run(n_epochs):
-        if epoch == 0:
-            record()
-        i = tf.constant(0)
+        when(tf.equal(epoch, 0), record)
         # Loop-carried, as the single core's (epochs.compile_run): one row per epoch of the call.
         snaps = tf.zeros([snapshot_capacity + 1 if snapshot_capacity else 0, n, n_params])
-        if snapshot_capacity:  # static: one of the two loops is compiled
-            while i < n_epochs:
-                one_epoch()
-                flat = tf.concat([tf.reshape(v, [n, -1]) for v in net.variables], axis=1)
-                snaps = tf.tensor_scatter_nd_update(snaps, [[i]], [flat])
-                i += 1
-        else:
-            while i < n_epochs:
-                one_epoch()
-                i += 1
+
+        def epoch_then_snapshot(i, snaps):
+            one_epoch()
+            if not snapshot_capacity:  # static
+                return snaps
+            flat = tf.concat([tf.reshape(v, [n, -1]) for v in net.variables], axis=1)
+            return tf.tensor_scatter_nd_update(snaps, [[i]], [flat])
+
+        snaps = repeat(n_epochs, epoch_then_snapshot, snaps)
         return measured(net, epoch), snaps
 
     def with_weights(flat):  # the net with flat weights (N, n_params) in place of the live variables
@@ -421,13 +422,13 @@ def build_array_core(model_cfgs, train_cfgs, datasets, seeds, snapshot_capacity:
         parts = [tf.reshape(p, v.shape) for p, v in zip(tf.split(flat, sizes, axis=1), net.variables, strict=True)]
         return dataclasses.replace(net, kernels=parts[0::2], biases=parts[1::2])
 
-    @tf.function(jit_compile=True, reduce_retracing=True)
+    @tf.function(jit_compile=True, reduce_retracing=True, autograph=False)
     def activity_at(flat, at_epoch):
         return measured(with_weights(flat), at_epoch)
 
     n_measure = int(x_measure.shape[-2])
 
-    @tf.function(jit_compile=True, reduce_retracing=True)
+    @tf.function(jit_compile=True, reduce_retracing=True, autograph=False)
     def samples_at(flat, at_epoch, n_cond):  # n_cond: a Python int, one trace per value
         # Row i * n_cond + k: pass k of input i, as the core alone (forward.measurement) repeats and draws them.
         x = tf.repeat(x_measure, n_cond, axis=-2)
@@ -436,7 +437,7 @@ def build_array_core(model_cfgs, train_cfgs, datasets, seeds, snapshot_capacity:
         outs = noiseless_outputs(on_net, x, noise)
         return [tf.reshape(a, [n, n_measure, n_cond, a.shape[-1]]) for a in [*outs[:-1], tf.nn.softmax(outs[-1])]]
 
-    orders_at = tf.function(batches.orders, jit_compile=True)
+    orders_at = tf.function(batches.orders, jit_compile=True, autograph=False)
     names = net.layer_names  # the single core's Keras layer names
     return ArrayCore(
         run, orders_at, history, net, names, None if grads is None else grads.norms,

@@ -125,7 +125,7 @@ def plain_orders(order_seeds, epochs: int, n: int):
 
     keys = tf.constant([[s, e] for e in range(1, epochs + 1) for s in order_seeds], tf.int32)
 
-    @tf.function(jit_compile=False)
+    @tf.function(jit_compile=False, autograph=False)
     def draw():
         u = tf.map_fn(lambda key: tf.random.stateless_uniform([n], seed=key), keys, fn_output_signature=tf.float32)
         return tf.argsort(u, axis=-1)

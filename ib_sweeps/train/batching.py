@@ -56,12 +56,17 @@ class Minibatches:
         """
         import tensorflow as tf
 
+        from ib_sweeps.train.loops import repeat
+
         order = minibatch_order(self.order_seed, epoch, self.n)
         xs, ys = tf.gather(self.x, order), tf.gather(self.y, order)
         bs, n_full = self.size, self.n_full
-        for b in tf.range(n_full):
+
+        def full(b, carry):
             start = b * bs
-            carry = step(b, tf.slice(xs, [start, 0], [bs, -1]), tf.slice(ys, [start], [bs]), carry)
+            return step(b, tf.slice(xs, [start, 0], [bs, -1]), tf.slice(ys, [start], [bs]), carry)
+
+        carry = repeat(n_full, full, carry)
         if self.rest:
             carry = step(n_full, xs[n_full * bs :], ys[n_full * bs :], carry)
         return carry

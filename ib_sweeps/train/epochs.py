@@ -8,6 +8,7 @@ from ib_sweeps.train.batching import Minibatches
 from ib_sweeps.train.evaluation import Evaluation
 from ib_sweeps.train.forward import Forward, activities
 from ib_sweeps.train.gradient_stats import GradientStats
+from ib_sweeps.train.loops import repeat, when
 from ib_sweeps.train.network import flat_weights
 from ib_sweeps.train.noise import MEASURE_NOISE, TRAIN_NOISE
 
@@ -63,23 +64,18 @@ def compile_run(loop: EpochLoop, x_measure, snapshot_capacity: int, jit: bool):
 
     epoch, net = loop.fwd.noise.epoch, loop.fwd.net
 
-    @tf.function(jit_compile=jit, reduce_retracing=True)
+    @tf.function(jit_compile=jit, reduce_retracing=True, autograph=False)
     def run(n_epochs):
-        if epoch == 0:
-            loop.evaluation.record()
-        i = tf.constant(0)
+        when(tf.equal(epoch, 0), loop.evaluation.record)
         # Loop-carried (not a variable), so XLA updates it in place instead of copying it every epoch.
         # One row per epoch of the call; the last (to_epoch itself, measured live) is spare.
         snaps = tf.zeros([snapshot_capacity + 1 if snapshot_capacity else 0, sum(net.sizes)])
-        if snapshot_capacity:  # static: one of the two loops is compiled
-            while i < n_epochs:  # a plain while loop: tf.range(n) would make XLA compile per n
-                loop.one_epoch()
-                snaps = tf.tensor_scatter_nd_update(snaps, [[i]], [flat_weights(net)])
-                i += 1
-        else:
-            while i < n_epochs:
-                loop.one_epoch()
-                i += 1
+
+        def one_epoch(i, snaps):
+            loop.one_epoch()
+            return tf.tensor_scatter_nd_update(snaps, [[i]], [flat_weights(net)]) if snapshot_capacity else snaps
+
+        snaps = repeat(n_epochs, one_epoch, snaps)  # a while loop: tf.range(n) would make XLA compile per n
         return activities(loop.fwd(x_measure, loop.fwd.noise.key(MEASURE_NOISE))), snaps
 
     return run

@@ -59,12 +59,16 @@ class Evaluation:
             hits = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), yc), tf.float32))
             return tf.stack([loss, hits])
 
+        from ib_sweeps.train.loops import repeat
+
         n_rows = x.shape[0]
         k, rest = divmod(n_rows, rows)
-        total = tf.zeros([2])
-        for b in tf.range(k):
+
+        def chunk(b, total):
             start = b * rows
-            total += sums(tf.slice(x, [start, 0], [rows, -1]), tf.slice(y, [start], [rows]))
+            return total + sums(tf.slice(x, [start, 0], [rows, -1]), tf.slice(y, [start], [rows]))
+
+        total = repeat(k, chunk, tf.zeros([2]))
         if rest:
             total += sums(x[k * rows :], y[k * rows :])
         return total[0] / n_rows, total[1] / n_rows

@@ -113,11 +113,11 @@ def measurement(fwd: Forward, x_measure, jit: bool):
 
     n_measure = int(x_measure.shape[0])
 
-    @tf.function(jit_compile=jit, reduce_retracing=True)
+    @tf.function(jit_compile=jit, reduce_retracing=True, autograph=False)
     def activity_at(flat, at_epoch):
         return activities(fwd.stateless(flat, x_measure, fwd.noise.key(MEASURE_NOISE, at=at_epoch)))
 
-    @tf.function(jit_compile=jit, reduce_retracing=True)
+    @tf.function(jit_compile=jit, reduce_retracing=True, autograph=False)
     def samples_at(flat, at_epoch, n_cond):
         # Row i * n_cond + k: pass k of input i, independent noise on every row.
         x = tf.repeat(x_measure, n_cond, axis=0)
