@@ -108,6 +108,6 @@ def test_the_papers_claims_are_in_their_sweeps(capsys):
     for name in ("activations", "quantized"):
         assert main(["sweep", name, "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "quantized: 40 trials" in out and "trial arrays of" in out
+    assert "quantized: 160 trials" in out and "trial arrays of" in out  # 2 activations x 4 levels x 20 seeds
     assert main(["sweep", "quantized", "--profile", "quick", "--dry-run"]) == 0
     assert "quantized: 4 trials" in capsys.readouterr().out
