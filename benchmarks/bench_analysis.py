@@ -27,35 +27,21 @@ per-key baseline) and times its figures, e.g. the 20-seed activations sweep::
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import io
-import os
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from timing import load, module_at
 
 FIGURES_BASELINE = "19182ebfb2527f32ed69db67e3dd748b9febe9a4"  # analysis/figures.py: pyplot figures, savefig
 FIGURES = ("compression_by_condition", "plane_grid", "information_vs_epoch", "timing")
 
 
-def load() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
 def baseline_figures(rev: str, tmp: Path):
     """``ib_sweeps/analysis/figures.py`` at git revision ``rev`` as a module of its own."""
-    root = Path(__file__).resolve().parents[1]
-    source = subprocess.run(["git", "show", f"{rev}:ib_sweeps/analysis/figures.py"], cwd=root, check=True,
-                            capture_output=True, text=True).stdout  # fmt: skip
-    path = tmp / "figures_baseline.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location("figures_baseline", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return module_at(rev, "ib_sweeps/analysis/figures.py", tmp)
 
 
 def report_figures(module, trace, table, primary: str, order: list[str], current: bool):

@@ -30,7 +30,6 @@ of PNGs of each in ``DIR/baseline`` and ``DIR/current`` to compare by eye.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import subprocess
 import sys
@@ -39,6 +38,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from timing import load, module_at
 
 BASELINE = "5345b0515c99757158249f0dbc4a0b2f849ebd9e"  # kept frames; axes, glyphs and PNG rows as matplotlib drew them
 
@@ -75,19 +75,7 @@ def synthetic_trace(epochs: int, measured: int, layers: int = 6, estimators=("bi
 
 def load_baseline(rev: str, tmp: Path):
     """``ib_sweeps/plots.py`` at git revision ``rev`` as a module of its own."""
-    root = Path(__file__).resolve().parents[1]
-    source = subprocess.run(["git", "show", f"{rev}:ib_sweeps/plots.py"], cwd=root, check=True,
-                            capture_output=True, text=True).stdout  # fmt: skip
-    path = tmp / "plots_baseline.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location("plots_baseline", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def load() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return module_at(rev, "ib_sweeps/plots.py", tmp)
 
 
 def contenders(rev: str, tmp: Path) -> dict:
